@@ -1,0 +1,90 @@
+"""Typed errors: every failure the provider reports is one of these.
+
+Each error says what failed, for which CAMB task or run, and what to do. ``transient`` tells
+retry policies whether trying again can help; ``request_sent`` tells whether the request may
+have reached CAMB (a create that may have reached CAMB is never blindly sent again).
+No message ever contains the API key.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+
+class CambError(AirflowException):
+    """Base class of every CAMB provider error."""
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.request_sent = request_sent
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CambInputError(CambError, AirflowFailException, ValueError):
+    """Bad input or configuration, refused before any request was sent."""
+
+
+class CambAuthError(CambError):
+    """CAMB refused the API key (HTTP 401 or 403)."""
+
+
+class CambNotFoundError(CambError):
+    """CAMB does not know the task or run (HTTP 404)."""
+
+
+class CambValidationError(CambError):
+    """CAMB rejected the request's fields (HTTP 422); ``detail`` holds its explanation."""
+
+    def __init__(self, message: str, *, detail: object = None, http_status: int | None = 422) -> None:
+        super().__init__(message, http_status=http_status)
+        self.detail = detail
+
+
+class CambPaymentRequiredError(CambError, AirflowFailException):
+    """The CAMB account is out of credits: retrying cannot help."""
+
+
+class CambApiError(CambError):
+    """Any other error reply from CAMB that retrying will not fix."""
+
+
+class CambRateLimitError(CambError):
+    """HTTP 429: CAMB asks to slow down; ``retry_after`` is its requested delay in seconds."""
+
+    transient = True
+
+
+class CambServerError(CambError):
+    """HTTP 5xx, 408 or 409: a passing fault on CAMB's side."""
+
+    transient = True
+
+
+class CambResponseError(CambError):
+    """A reply that could not be read (not JSON, or not the documented shape)."""
+
+    transient = True
+
+
+class CambConnectionError(CambError):
+    """The network failed: refused, reset, timed out, or cut off mid-stream."""
+
+    transient = True
+
+
+class CambTaskFailedError(CambError):
+    """A CAMB task reached a terminal status other than SUCCESS (ERROR, TIMEOUT, ...)."""

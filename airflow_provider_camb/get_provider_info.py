@@ -1,0 +1,54 @@
+"""Provider metadata, registered through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_camb import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the package, its connection type and its modules to Airflow's providers manager."""
+    return {
+        "package-name": "airflow-provider-camb",
+        "name": "CAMB.AI",
+        "description": "Design voices from text descriptions with the CAMB.AI API: create, wait, download.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "CAMB.AI",
+                "external-doc-url": "https://docs.camb.ai/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "CAMB.AI", "python-modules": ["airflow_provider_camb.hooks.camb"]}],
+        "operators": [
+            {
+                "integration-name": "CAMB.AI",
+                "python-modules": ["airflow_provider_camb.operators.text_to_voice"],
+            }
+        ],
+        "sensors": [{"integration-name": "CAMB.AI", "python-modules": ["airflow_provider_camb.sensors.text_to_voice"]}],
+        "triggers": [
+            {
+                "integration-name": "CAMB.AI",
+                "python-modules": ["airflow_provider_camb.triggers.text_to_voice"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_camb.hooks.camb.CambHook",
+                "hook-name": "CAMB.AI",
+                "connection-type": "camb",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+                    "placeholders": {
+                        "host": "https://client.camb.ai/apis",
+                        "password": "your CAMB.AI API key",
+                        "extra": '{"timeout": 60, "retries": 3}',
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,76 @@
+"""The retry policy of every CAMB request, sync and async alike (tenacity does the looping)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from tenacity import RetryCallState, stop_after_attempt, stop_never, wait_exponential_jitter
+
+from airflow_provider_camb.api import ApiRequest, CambSettings
+from airflow_provider_camb.exceptions import CambError, CambRateLimitError
+
+
+def should_retry(error: BaseException, may_repeat: bool) -> bool:
+    """Transient faults are retried; a request that may start a paid task only when it provably did not run."""
+    if not isinstance(error, CambError) or not error.transient:
+        return False
+    return may_repeat or isinstance(error, CambRateLimitError) or not error.request_sent
+
+
+def retry_policy(
+    request: ApiRequest,
+    settings: CambSettings,
+    log: Any,
+    *,
+    retry_until: float | None = None,
+    may_repeat: bool | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``tenacity.Retrying`` or ``AsyncRetrying``.
+
+    By default a request is tried ``1 + settings.retries`` times; with ``retry_until`` (epoch seconds,
+    ``math.inf`` for ever) transient faults are retried until then instead. A server's requested
+    delay (``Retry-After``) is honoured, otherwise the wait grows exponentially with jitter.
+    """
+    repeatable = request.may_repeat if may_repeat is None else may_repeat
+    backoff = wait_exponential_jitter(initial=settings.backoff, max=settings.backoff_max, jitter=settings.backoff)
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = getattr(error, "retry_after", None)
+        delay = float(asked) if asked is not None else float(backoff(state))
+        if retry_until is not None and math.isfinite(retry_until):
+            delay = max(0.0, min(delay, retry_until - time.time()))
+        return delay
+
+    def past_deadline(state: RetryCallState) -> bool:
+        assert retry_until is not None
+        return time.time() + (state.upcoming_sleep or 0.0) >= retry_until and math.isfinite(retry_until)
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "Attempt %d %s failed: %s Retrying in %.1f s.",
+            state.attempt_number,
+            request.what,
+            error,
+            state.upcoming_sleep,
+        )
+
+    stop: Any
+    if retry_until is None:
+        stop = stop_after_attempt(1 + settings.retries)
+    elif math.isfinite(retry_until):
+        stop = past_deadline
+    else:
+        stop = stop_never
+    return {
+        "stop": stop,
+        "wait": wait,
+        "retry": lambda state: bool(
+            state.outcome and state.outcome.failed and should_retry(state.outcome.exception(), repeatable)
+        ),
+        "before_sleep": before_sleep,
+        "reraise": True,
+    }

@@ -1,0 +1,367 @@
+"""CambHook: the ``camb`` connection type and every call to the CAMB.AI text-to-voice API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import requests
+import urllib3.exceptions
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from tenacity import AsyncRetrying, Retrying
+from yarl import URL
+
+from airflow_provider_camb import __version__
+from airflow_provider_camb.api import (
+    DEFAULT_BASE_URL,
+    ApiRequest,
+    CambSettings,
+    DownloadedPreview,
+    TextToVoiceStatus,
+    check_run_id,
+    classify_reply,
+    create_text_to_voice_request,
+    parse_languages,
+    parse_previews,
+    parse_status,
+    parse_task_id,
+    parse_voice_id,
+    result_request,
+    settings_from,
+    source_languages_request,
+    status_request,
+    url_host,
+)
+from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError
+from airflow_provider_camb.hooks._retry import retry_policy
+from airflow_provider_camb.hooks._shared_session import shared_session
+
+#: The connection form, declared once: Airflow 3 reads it from the provider info, Airflow 2 from the hook.
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port", "login"],
+    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "password": "your CAMB.AI API key",
+        "extra": '{"timeout": 60, "retries": 3}',
+    },
+}
+
+_CHUNK = 1024 * 1024
+
+
+def _connection_error(request_what: str, error: BaseException, *, sent: bool) -> CambConnectionError:
+    reason = type(error).__name__ + (f": {error}" if str(error) else "")
+    return CambConnectionError(
+        f"Could not reach CAMB while {request_what} ({reason}). Check the network and the connection's "
+        "base URL; passing faults are retried.",
+        request_sent=sent,
+    )
+
+
+def _requests_error_was_sent(error: requests.RequestException) -> bool:
+    """False when requests failed before the request left (refused, DNS, connect timeout)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return not isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+
+
+class CambHook(BaseHook):
+    """Talk to the CAMB.AI API through an Airflow connection of type ``camb``.
+
+    The connection's Password holds the API key; its Host optionally overrides the base URL
+    (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
+    ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
+    ``backoff_max`` (seconds). Sync calls share one ``requests.Session``; async calls share one
+    aiohttp session per event loop.
+
+    :param camb_conn_id: The Airflow connection id.
+    """
+
+    conn_name_attr = "camb_conn_id"
+    default_conn_name = "camb_default"
+    conn_type = "camb"
+    hook_name = "CAMB.AI"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form (Airflow 2; Airflow 3 reads the same from the provider info)."""
+        return UI_FIELD_BEHAVIOUR
+
+    def __init__(self, camb_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.camb_conn_id = camb_conn_id
+        self._settings: CambSettings | None = None
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"CambHook(camb_conn_id={self.camb_conn_id!r})"
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _settings_of(self, conn: Any, extra: dict[str, Any]) -> CambSettings:
+        if conn.password:
+            mask_secret(conn.password)
+        self._settings = settings_from(self.camb_conn_id, conn.host, conn.port, conn.password, extra)
+        return self._settings
+
+    @property
+    def settings(self) -> CambSettings:
+        """The validated connection settings (read once per hook)."""
+        if self._settings is None:
+            conn = self.get_connection(self.camb_conn_id)
+            return self._settings_of(conn, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> CambSettings:
+        """The settings, read without blocking the event loop."""
+        if self._settings is None:
+            conn = await get_async_connection(self.camb_conn_id, hook=self)
+            return self._settings_of(conn, await get_async_extra_dejson(conn))
+        return self._settings
+
+    # --- sync transport ------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """One ``requests.Session`` for the hook's lifetime: connections are reused."""
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = f"airflow-provider-camb/{__version__}"
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> CambHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, request: ApiRequest, **files: Any) -> Any:
+        settings = self.settings
+        for attempt in Retrying(**retry_policy(request, settings, self.log)):
+            with attempt:
+                return self._send_once(request, settings, files)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
+        for value in files.values():  # a retried upload starts from the beginning of the file
+            value[1].seek(0)
+        try:
+            response = self.session.request(
+                request.method,
+                settings.base_url + request.path,
+                params=request.params,
+                json=request.json,
+                data=request.form,
+                files=files or None,
+                headers={"x-api-key": settings.api_key, "Accept": "application/json"},
+                timeout=(min(10.0, settings.timeout), settings.timeout),
+                allow_redirects=False,  # the key must never follow a redirect to another host
+            )
+            body = response.content
+        except requests.RequestException as error:
+            raise _connection_error(request.what, error, sent=_requests_error_was_sent(error)) from error
+        return classify_reply(request, response.status_code, response.headers, body, settings.conn_id)
+
+    # --- async transport -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[aiohttp.ClientSession]:
+        """Hold the loop's shared aiohttp session (e.g. for a whole wait); released on every exit."""
+        async with shared_session() as session:
+            yield session
+
+    async def _asend(self, request: ApiRequest, *, retry_until: float | None = None) -> Any:
+        settings = await self.asettings()
+        async with shared_session() as session:
+            policy = retry_policy(request, settings, self.log, retry_until=retry_until)
+            async for attempt in AsyncRetrying(**policy):
+                with attempt:
+                    return await self._asend_once(session, request, settings)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _asend_once(self, session: aiohttp.ClientSession, request: ApiRequest, settings: CambSettings) -> Any:
+        try:
+            async with session.request(
+                request.method,
+                URL(settings.base_url + request.path, encoded=True),
+                params=request.params,
+                json=request.json,
+                headers={"x-api-key": settings.api_key, "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=settings.timeout, sock_connect=min(10.0, settings.timeout)),
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise _connection_error(request.what, error, sent=False) from error
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise _connection_error(request.what, error, sent=True) from error
+        return classify_reply(request, response.status, response.headers, body, settings.conn_id)
+
+    # --- the API -------------------------------------------------------------------------
+
+    def create_text_to_voice(
+        self,
+        text: str,
+        voice_description: str,
+        *,
+        project_name: str | None = None,
+        project_description: str | None = None,
+        folder_id: int | None = None,
+        check_description: bool = True,
+    ) -> str:
+        """Start designing a voice; return the CAMB task id. Input is checked before anything is sent.
+
+        :param text: What the sample voices will say.
+        :param voice_description: The voice to design (CAMB needs 100+ characters and 18+ words).
+        :param project_name: Optional CAMB project name.
+        :param project_description: Optional CAMB project description.
+        :param folder_id: Optional CAMB folder id.
+        :param check_description: Refuse descriptions CAMB would not process (default True).
+        """
+        request = create_text_to_voice_request(
+            text,
+            voice_description,
+            project_name=project_name,
+            project_description=project_description,
+            folder_id=folder_id,
+            check_description=check_description,
+        )
+        task_id = parse_task_id(self._send(request))
+        self.log.info("Created CAMB text-to-voice task %s.", task_id)
+        return task_id
+
+    def get_text_to_voice_status(self, task_id: str) -> TextToVoiceStatus:
+        """The current status of a CAMB text-to-voice task."""
+        return parse_status(self._send(status_request(task_id)), task_id)
+
+    async def aget_text_to_voice_status(self, task_id: str, *, retry_until: float | None = None) -> TextToVoiceStatus:
+        """The current status, without blocking the loop.
+
+        :param task_id: The CAMB task id.
+        :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
+            instead of the connection's retry count.
+        """
+        return parse_status(await self._asend(status_request(task_id), retry_until=retry_until), task_id)
+
+    def get_text_to_voice_result(self, run_id: int | str) -> list[str]:
+        """The preview URLs (the generated sample voices) of a successful run."""
+        run = check_run_id(run_id)
+        return parse_previews(self._send(result_request(run)), run)
+
+    async def aget_text_to_voice_result(self, run_id: int | str) -> list[str]:
+        """The preview URLs of a run, without blocking the loop."""
+        run = check_run_id(run_id)
+        return parse_previews(await self._asend(result_request(run)), run)
+
+    def list_source_languages(self) -> list[Any]:
+        """The languages CAMB accepts (a free, authenticated read)."""
+        return parse_languages(self._send(source_languages_request()))
+
+    def download_preview(self, url: str, target: str | os.PathLike[str] | IO[bytes]) -> DownloadedPreview:
+        """Stream one preview to a path or a writable binary file, in chunks (memory stays flat).
+
+        The preview link is fetched with no API key: it may live on another host. Passing faults are
+        retried from the start when the target can be rewound.
+        """
+        settings = self.settings
+        request = ApiRequest("GET", url, f"downloading a preview from {url_host(url)}")
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "wb") as file:
+                return self.download_preview(url, file)
+        rewindable = target.seekable()
+        for attempt in Retrying(**retry_policy(request, settings, self.log, may_repeat=rewindable)):
+            with attempt:
+                if rewindable:
+                    target.seek(0)
+                    target.truncate()
+                return self._download_once(request, url, target, settings)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _download_once(
+        self, request: ApiRequest, url: str, target: IO[bytes], settings: CambSettings
+    ) -> DownloadedPreview:
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.session.get(url, stream=True, timeout=(min(10.0, settings.timeout), settings.timeout)) as r:
+                if r.status_code != 200:
+                    classify_reply(request, r.status_code, r.headers, r.raw.read(4096), settings.conn_id)
+                for chunk in r.iter_content(_CHUNK):
+                    target.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                expected = r.headers.get("Content-Length")
+                content_type = r.headers.get("Content-Type")
+        except requests.RequestException as error:
+            raise _connection_error(request.what, error, sent=_requests_error_was_sent(error)) from error
+        if expected is not None and expected.isdigit() and int(expected) != size:
+            raise CambConnectionError(
+                f"The preview from {url_host(url)} was cut off after {size} of {expected} bytes.",
+            )
+        return DownloadedPreview(bytes=size, sha256=digest.hexdigest(), content_type=content_type)
+
+    def create_custom_voice(
+        self,
+        audio: str | os.PathLike[str],
+        voice_name: str,
+        gender: int,
+        *,
+        run_id: int | str | None = None,
+        age: int | None = None,
+        description: str | None = None,
+        language: int | None = None,
+    ) -> int:
+        """Keep a preview as a permanent custom voice; return its ``voice_id``.
+
+        :param audio: Path of the audio file (e.g. a downloaded preview).
+        :param voice_name: Name of the new voice.
+        :param gender: CAMB's gender code (an integer).
+        :param run_id: The text-to-voice run the preview came from, if any.
+        :param age: Optional age of the voice.
+        :param description: Optional description.
+        :param language: Optional CAMB language id.
+        """
+        if not isinstance(voice_name, str) or not voice_name.strip():
+            raise CambInputError("voice_name must be a non-empty string.")
+        for name, value in (("gender", gender), ("age", age), ("language", language)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise CambInputError(f"{name} must be an integer, got {value!r}.")
+        path = Path(audio)
+        if not path.is_file():
+            raise CambInputError(f"The audio file {str(path)!r} does not exist.")
+        optional = {"age": age, "description": description, "language": language}
+        form = {"voice_name": voice_name, "gender": str(gender)}
+        form.update({name: str(value) for name, value in optional.items() if value is not None})
+        params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
+        request = ApiRequest(
+            "POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form
+        )
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        with path.open("rb") as file:
+            voice_id = parse_voice_id(self._send(request, file=(path.name, file, content_type)))
+        self.log.info("Created CAMB custom voice %s (%s).", voice_id, voice_name)
+        return voice_id
+
+    # --- connection test -----------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with a free authenticated read (``GET /source-languages``)."""
+        try:
+            languages = self.list_source_languages()
+        except CambError as error:
+            return False, str(error)
+        return True, f"Connected to CAMB.AI at {self.settings.base_url}: {len(languages)} source languages."
