@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlencode
 
 import aiohttp
 import requests
@@ -160,17 +161,24 @@ class CambHook(BaseHook):
     def _send_once(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
         for value in files.values():  # a retried upload starts from the beginning of the file
             value[1].seek(0)
-        try:
-            response = self.session.request(
+        url = settings.base_url + request.path + (f"?{urlencode(request.params)}" if request.params else "")
+        prepared = self.session.prepare_request(
+            requests.Request(
                 request.method,
-                settings.base_url + request.path,
-                params=request.params,
+                url,
                 json=request.json,
                 data=request.form,
                 files=files or None,
                 headers={"x-api-key": settings.api_key, "Accept": "application/json"},
+            )
+        )
+        prepared.url = url  # requests would decode %2E back into "." and let an id like ".." leave its path
+        try:
+            response = self.session.send(
+                prepared,
                 timeout=(min(10.0, settings.timeout), settings.timeout),
                 allow_redirects=False,  # the key must never follow a redirect to another host
+                **self.session.merge_environment_settings(url, {}, None, None, None),
             )
             body = response.content
         except requests.RequestException as error:
