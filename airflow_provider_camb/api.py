@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -301,17 +302,20 @@ def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
     value = headers.get("Retry-After")
     if value is not None:
         try:
-            return max(0.0, float(value))
+            delay = float(value)
         except ValueError:
             try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+                delay = parsedate_to_datetime(value).timestamp() - now
             except (TypeError, ValueError, IndexError, OverflowError):
                 return None
+        return max(0.0, delay) if math.isfinite(delay) else None  # "inf"/"nan" must not mean wait for ever
     reset = headers.get("X-RateLimit-Reset")
     if reset is not None:
         try:
             seconds = float(reset)
         except ValueError:
+            return None
+        if not math.isfinite(seconds):
             return None
         # An epoch timestamp or a delay in seconds: both appear in the wild.
         return max(0.0, seconds - now) if seconds > 1e9 else max(0.0, seconds)
@@ -322,7 +326,7 @@ def _detail(body: bytes) -> tuple[str, object]:
     """A short, readable explanation from an error body (JSON ``detail``, or the start of the text)."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         text = " ".join(body.decode("utf-8", "replace").split())
         return (text[:200] + ("..." if len(text) > 200 else "")) or "(empty body)", None
     detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
@@ -330,7 +334,8 @@ def _detail(body: bytes) -> tuple[str, object]:
         parts = []
         for item in detail:
             if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                raw_loc = item.get("loc")
+                loc = ".".join(str(p) for p in raw_loc if p != "body") if isinstance(raw_loc, list) else ""
                 parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
             else:
                 parts.append(str(item))
@@ -344,7 +349,7 @@ def classify_reply(request: ApiRequest, status: int, headers: Any, body: bytes, 
     if 200 <= status < 300:
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             snippet, _ = _detail(body)
             raise CambResponseError(
                 f"CAMB replied to {what} with HTTP {status} but a body that is not JSON: {snippet}",
@@ -449,8 +454,12 @@ def parse_previews(body: Any, run_id: int) -> list[str]:
             f"CAMB run {run_id} has no previews. Create the task again; contact CAMB.AI support if it repeats."
         )
     for url in previews:
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise _unreadable(what, f"a preview link with scheme {urlsplit(url).scheme!r}")
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:  # e.g. "http://[": urlsplit refuses it
+            raise _unreadable(what, "a preview link that is not a valid URL") from None
+        if scheme not in ("http", "https"):
+            raise _unreadable(what, f"a preview link with scheme {scheme!r}")
     return previews
 
 
