@@ -50,13 +50,7 @@ def retry_policy(
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "Attempt %d %s failed: %s Retrying in %.1f s.",
-            state.attempt_number,
-            request.what,
-            error,
-            state.upcoming_sleep,
-        )
+        log.warning("Attempt %d failed: %s Retrying in %.1f s.", state.attempt_number, error, state.upcoming_sleep)
 
     stop: Any
     if retry_until is None:

@@ -1,0 +1,49 @@
+"""Test set-up: a private AIRFLOW_HOME migrated once per session, the CAMB stand-in, and a DAG runner.
+
+The environment is set before Airflow is imported anywhere, so every test (and every subprocess
+started by one) uses this session's temporary Airflow home, never the developer's.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="camb-airflow-home-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_HOME / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|airflow_provider_camb)\..*",
+    }
+)
+(_HOME / "dags").mkdir()
+
+import pytest  # noqa: E402
+
+from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
+
+pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """This session's AIRFLOW_HOME, its database migrated once."""
+    migrate_database()
+    return _HOME
+
+
+@pytest.fixture
+def camb_connection(camb_standin, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A stand-in server wired as the ``camb_default`` connection (through AIRFLOW_CONN_CAMB_DEFAULT)."""
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
+    return camb_standin
+
+
+@pytest.fixture
+def run_dag(airflow_home: Path) -> DagRunner:
+    """Write a DAG into the DAGs folder, import that file and run it with ``dag.test()``."""
+    return DagRunner(airflow_home / "dags")

@@ -1,0 +1,199 @@
+"""TextToVoiceTrigger against the stand-in, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_camb.hooks._shared_session import open_sessions
+from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+
+FAST = 0.2  # poll interval for tests, seconds
+
+
+@pytest.fixture
+def camb_connection(camb_standin, monkeypatch):
+    """The stand-in as ``camb_default``, with fast retry backoff so faults cost milliseconds."""
+    conn = json.loads(camb_standin.connection_json())
+    conn["extra"] = {"backoff": 0.05, "backoff_max": 0.2}
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
+    return camb_standin
+
+
+def logged(capfd: pytest.CaptureFixture[str]) -> list[str]:
+    """Log lines printed so far (Airflow 3 logs through structlog to stdout, Airflow 2 to stderr)."""
+    out, err = capfd.readouterr()
+    return (out + err).splitlines()
+
+
+def trigger_for(task_id: str, **kwargs: Any) -> TextToVoiceTrigger:
+    kwargs.setdefault("poll_interval", FAST)
+    kwargs.setdefault("wait_before_first_poll", False)
+    return TextToVoiceTrigger(camb_task_id=task_id, **kwargs)
+
+
+async def _events(trigger: TextToVoiceTrigger, limit: float) -> list[dict[str, Any]]:
+    events = []
+    async with asyncio.timeout(limit):
+        async for event in trigger.run():
+            events.append(event.payload)
+    return events
+
+
+def run_trigger(trigger: TextToVoiceTrigger, limit: float = 20) -> dict[str, Any]:
+    """Run the trigger to its end; it must yield exactly one event."""
+    events = asyncio.run(_events(trigger, limit))
+    assert len(events) == 1, events
+    return events[0]
+
+
+def test_serialize_round_trip_rebuilds_an_equal_trigger_without_secrets(camb_connection):
+    trigger = TextToVoiceTrigger("task-1", "camb_default", poll_interval=7, deadline=1234.5)
+    classpath, kwargs = trigger.serialize()
+    rebuilt = TextToVoiceTrigger(**kwargs)
+    assert classpath == "airflow_provider_camb.triggers.text_to_voice.TextToVoiceTrigger"
+    assert rebuilt.serialize() == (classpath, kwargs)
+    stored = json.dumps(kwargs)
+    assert camb_connection.api_key not in stored
+    assert "x-api-key" not in stored.lower() and "http" not in stored
+
+
+def test_pending_then_success_yields_the_run_id(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=0.5, outcome="SUCCESS")
+    event = run_trigger(trigger_for(task_id))
+    assert event["status"] == "SUCCESS"
+    assert isinstance(event["run_id"], int)
+    assert event["task_id"] == task_id
+    assert event["polls"] >= 2  # at least one PENDING, then SUCCESS
+    assert set(event) == {"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed"}
+
+
+@pytest.mark.parametrize("outcome", ["ERROR", "TIMEOUT", "PAYMENT_REQUIRED"])
+def test_each_terminal_failure_status_ends_the_wait(camb_connection, outcome):
+    task_id = camb_connection.add_task(pending_seconds=0.3, outcome=outcome, exception_reason="PROCESSING_ERROR")
+    event = run_trigger(trigger_for(task_id))
+    assert event["status"] == outcome
+    assert event["run_id"] is None
+    assert event["exception_reason"] == "PROCESSING_ERROR"
+
+
+def test_server_errors_and_rate_limit_mid_wait_still_end_in_success(camb_connection, capfd):
+    task_id = camb_connection.add_task(pending_seconds=1.0)
+    camb_connection.inject("http_503", endpoint="status", times=2)
+    camb_connection.inject("rate_limit", endpoint="status", times=1, retry_after=1)
+    camb_connection.inject("http_500", endpoint="status", times=1)
+    started = time.monotonic()
+    event = run_trigger(trigger_for(task_id))
+    assert event["status"] == "SUCCESS"
+    assert time.monotonic() - started >= 1.0  # the 429's Retry-After was honoured
+    retries = [line for line in logged(capfd) if "Retrying" in line]
+    assert len(retries) == 4
+    assert any("HTTP 503" in m for m in retries) and any("HTTP 429" in m for m in retries)
+
+
+def test_unauthorized_ends_the_wait_with_an_error_naming_the_cause(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=5)
+    camb_connection.inject("unauthorized", endpoint="status", times=1)
+    event = run_trigger(trigger_for(task_id))
+    assert event["status"] == "error"
+    assert event["exception_reason"] == "CambAuthError"
+    assert "API key" in event["message"] and camb_connection.api_key not in event["message"]
+    assert camb_connection.request_count("status") == 1  # permanent: no retries burned
+
+
+def test_unknown_task_ends_with_an_error_naming_the_task(camb_connection):
+    event = run_trigger(trigger_for("no-such-task"))
+    assert event["status"] == "error"
+    assert event["exception_reason"] == "CambNotFoundError"
+    assert "no-such-task" in event["message"]
+
+
+def test_deadline_reached_ends_in_timeout(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=60)
+    event = run_trigger(trigger_for(task_id, deadline=time.time() + 1.0))
+    assert event["status"] == "timeout"
+    assert "PENDING" in event["message"]
+    assert event["polls"] >= 1
+
+
+def test_deadline_during_an_outage_ends_in_timeout_naming_the_last_failure(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=60)
+    camb_connection.inject("http_503", endpoint="status", times=1000)
+    event = run_trigger(trigger_for(task_id, deadline=time.time() + 1.5))
+    assert event["status"] == "timeout"
+    assert "HTTP 503" in event["message"]
+
+
+def test_unknown_status_does_not_end_the_wait_and_warns_once(camb_connection, capfd):
+    task_id = camb_connection.add_task(pending_seconds=1.5)
+    camb_connection.inject("unknown_status", endpoint="status", times=3, status="QUEUED_FOR_GPU")
+    event = run_trigger(trigger_for(task_id))
+    assert event["status"] == "SUCCESS"
+    warnings = [line for line in logged(capfd) if "QUEUED_FOR_GPU" in line]
+    assert len(warnings) == 1
+
+
+def test_cancellation_closes_the_shared_client(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=60)
+
+    async def cancel_midway() -> tuple[int, int]:
+        task = asyncio.ensure_future(_events(trigger_for(task_id), 30))
+        while camb_connection.request_count("status") < 2:
+            await asyncio.sleep(0.05)
+        open_while_waiting = open_sessions()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return open_while_waiting, open_sessions()
+
+    while_waiting, after = asyncio.run(cancel_midway())
+    assert (while_waiting, after) == (1, 0)
+
+
+def test_many_triggers_in_one_loop_share_one_session(camb_connection):
+    task_ids = [camb_connection.add_task(pending_seconds=0.5) for _ in range(20)]
+
+    async def wait_all() -> tuple[list[list[dict[str, Any]]], int]:
+        runs = [asyncio.ensure_future(_events(trigger_for(t), 20)) for t in task_ids]
+        while camb_connection.request_count("status") < 20:
+            await asyncio.sleep(0.05)
+        sessions = open_sessions()
+        return list(await asyncio.gather(*runs)), sessions
+
+    results, sessions = asyncio.run(wait_all())
+    assert sessions == 1
+    assert [events[0]["status"] for events in results] == ["SUCCESS"] * 20
+    assert open_sessions() == 0
+
+
+def test_wait_before_first_poll_sends_nothing_for_one_interval(camb_connection):
+    task_id = camb_connection.add_task(status="SUCCESS")
+    started = time.monotonic()
+    event = run_trigger(trigger_for(task_id, poll_interval=1.0, wait_before_first_poll=True))
+    assert event["status"] == "SUCCESS" and event["polls"] == 1
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_rebuilt_trigger_resumes_the_same_wait(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=1.5)
+    deadline = time.time() + 30
+    first = trigger_for(task_id, deadline=deadline)
+
+    async def run_briefly() -> None:
+        task = asyncio.ensure_future(_events(first, 30))
+        await asyncio.sleep(0.5)  # a triggerer dies mid-wait
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_briefly())
+    polls_before_restart = camb_connection.request_count("status")
+    assert polls_before_restart >= 1
+    _, kwargs = first.serialize()
+    event = run_trigger(TextToVoiceTrigger(**json.loads(json.dumps(kwargs))))
+    assert event["status"] == "SUCCESS" and event["task_id"] == task_id
+    assert camb_connection.request_count("status") > polls_before_restart
