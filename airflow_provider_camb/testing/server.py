@@ -1,0 +1,835 @@
+"""A local, contract-true stand-in of the CAMB.AI API: two real aiohttp servers on loopback.
+
+The API server answers the text-to-voice endpoints of ``camb-api.md`` and a small control API
+under ``/_standin/``; a second server, on another host name and port, serves the preview audio
+like a storage host (no API key). Every request of both passes through ``CambStandIn._handle``,
+which records it, applies any injected fault (see ``FAULTS``), checks the key and asks the one
+handler of its endpoint for a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
+from typing import IO, Any, Literal
+from urllib.parse import parse_qsl, unquote
+
+from aiohttp import BodyPartReader, web
+from aiohttp.web_protocol import RequestHandler
+
+from airflow_provider_camb.testing import _audio
+from airflow_provider_camb.testing._validation import (
+    Error,
+    check_create,
+    check_custom_voice,
+    error,
+    int_text_error,
+    is_int_text,
+)
+
+log = logging.getLogger(__name__)
+
+#: Endpoint names, as used by ``inject(endpoint=...)`` and ``requests(endpoint)``; ``"any"`` also works for inject.
+ENDPOINTS = ("create", "status", "result", "custom_voice", "languages", "preview")
+_BACKLOG = 4096  # thousands of pollers may connect at once
+_SHUTDOWN_SECONDS = 0.5  # how long stop() lets in-flight requests finish
+
+ServerName = Literal["api", "preview"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request received by the stand-in, and the status it answered (0: dropped without a reply)."""
+
+    server: ServerName
+    endpoint: str
+    method: str
+    path: str
+    path_id: str | None
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any | None
+    status: int
+    time: float
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the stand-in answers: a status, headers and a body, given whole or as a stream of chunks."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stream: Callable[[], Iterator[bytes]] | None = None
+    length: int = 0  # Content-Length of a streamed body
+
+    @property
+    def size(self) -> int:
+        return self.length if self.stream is not None else len(self.body)
+
+    def chunks(self) -> Iterator[bytes]:
+        return self.stream() if self.stream is not None else iter((self.body,))
+
+
+def json_reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), headers=headers or {})
+
+
+def detail(status: int, message: str) -> Reply:
+    return json_reply(status, {"detail": message})
+
+
+def invalid(errors: list[Error]) -> Reply:
+    return json_reply(422, {"detail": errors})
+
+
+async def _send(request: web.BaseRequest, reply: Reply, *, truncate: bool = False) -> web.StreamResponse:
+    """Write ``reply``; streamed bodies go out chunk by chunk, a truncated one stops halfway and hangs up."""
+    if reply.stream is None and not truncate:
+        return web.Response(
+            status=reply.status, body=reply.body, content_type=reply.content_type, headers=dict(reply.headers)
+        )
+    response = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
+    response.content_type = reply.content_type
+    response.content_length = reply.size
+    await response.prepare(request)
+    budget = reply.size // 2 if truncate else reply.size
+    for chunk in reply.chunks():
+        piece = chunk[:budget]
+        if piece:
+            await response.write(piece)
+        budget -= len(piece)
+        if budget <= 0:
+            break
+    if truncate:
+        request.protocol.force_close()  # flushes what was written, then closes: a short body
+    else:
+        await response.write_eof()
+    return response
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Behaviour:
+    """A fault that changes how the normal reply is delivered rather than what it says."""
+
+    delay: float = 0.0
+    drop: bool = False
+    truncate: bool = False
+
+
+def _rate_limited(params: Mapping[str, Any]) -> Reply:
+    seconds = float(params.get("retry_after", 1))
+    if params.get("date_form"):
+        value = email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
+    else:
+        value = str(params.get("retry_after", 1))
+    return json_reply(429, {"detail": "Too Many Requests"}, headers={"Retry-After": value})
+
+
+_HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+_FAULT_TABLE: dict[str, Callable[[Mapping[str, Any]], Reply | _Behaviour]] = {
+    "http_500": lambda p: detail(500, "Internal Server Error"),
+    "http_502": lambda p: detail(502, "Bad Gateway"),
+    "http_503": lambda p: detail(503, "Service Unavailable"),
+    "rate_limit": _rate_limited,
+    "slow": lambda p: _Behaviour(delay=float(p.get("delay", 1.0))),
+    "drop": lambda p: _Behaviour(drop=True),
+    "malformed_json": lambda p: Reply(200, b'{"status": "PEN'),
+    "html_error": lambda p: Reply(502, _HTML_502, content_type="text/html"),
+    "empty_body": lambda p: Reply(200, b""),
+    "unknown_status": lambda p: json_reply(
+        200, {"status": p.get("status", "QUEUED_FOR_GPU"), "run_id": None, "exception_reason": None, "message": None}
+    ),
+    "unauthorized": lambda p: detail(401, "Invalid API key"),
+    "not_found": lambda p: detail(404, "Not Found"),
+    "truncate": lambda p: _Behaviour(truncate=True),
+}
+#: The fault names ``inject`` accepts.
+FAULTS: tuple[str, ...] = tuple(_FAULT_TABLE)
+
+
+@dataclass
+class _Fault:
+    name: str
+    endpoint: str
+    remaining: int
+    params: dict[str, Any]
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What new tasks become (see ``CambStandIn.configure``)."""
+
+    pending_seconds: float = 2.0
+    outcome: str = "SUCCESS"
+    exception_reason: str | None = None
+    message: str | dict[str, Any] | None = None
+    preview_count: int = 2
+    preview_seconds: float = 1.0
+    preview_bytes: int | None = None
+
+    def check(self) -> _Settings:
+        if not isinstance(self.outcome, str) or not self.outcome:
+            raise ValueError(f"outcome must be a non-empty string, not {self.outcome!r}")
+        for name in ("pending_seconds", "preview_seconds"):  # a negative pending_seconds: terminal at once
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+        if self.preview_seconds < 0:
+            raise ValueError(f"preview_seconds must be >= 0, not {self.preview_seconds!r}")
+        for name in ("preview_count", "preview_bytes"):
+            value = getattr(self, name)
+            if value is None and name == "preview_bytes":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        return self
+
+
+_DEFAULT_REASONS = {"ERROR": "PROCESSING_ERROR", "PAYMENT_REQUIRED": "PAYMENT_REQUIRED"}
+
+
+@dataclass(frozen=True)
+class _Task:
+    ready_at: float  # time.monotonic() when it leaves PENDING
+    outcome: str
+    exception_reason: str | None
+    message: str | dict[str, Any] | None
+    run_id: int | None
+
+    def reply(self, now: float) -> dict[str, Any]:
+        if now < self.ready_at:
+            return {"status": "PENDING", "run_id": None, "exception_reason": None, "message": None}
+        return {
+            "status": self.outcome,
+            "run_id": self.run_id,
+            "exception_reason": self.exception_reason,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class _Run:
+    token: str
+    previews: int
+    data_bytes: int  # PCM bytes of each preview WAV
+
+
+_LANGUAGES = [
+    {"id": 1, "language": "English (United States)", "short_name": "en-us"},
+    {"id": 35, "language": "English (United Kingdom)", "short_name": "en-gb"},
+    {"id": 31, "language": "German (Germany)", "short_name": "de-de"},
+    {"id": 54, "language": "Spanish (Spain)", "short_name": "es-es"},
+    {"id": 76, "language": "French (France)", "short_name": "fr-fr"},
+]
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+_ROUTES: dict[ServerName, tuple[tuple[str, str, re.Pattern[str]], ...]] = {
+    "api": (
+        ("create", "POST", re.compile(r"/text-to-voice")),
+        ("status", "GET", re.compile(r"/text-to-voice/(?P<id>[^/]+)")),
+        ("result", "GET", re.compile(r"/text-to-voice-result/(?P<id>[^/]+)")),
+        ("custom_voice", "POST", re.compile(r"/create-custom-voice")),
+        ("languages", "GET", re.compile(r"/source-languages")),
+    ),
+    "preview": (("preview", "GET", re.compile(r"/previews/(?P<id>[^/]+)/(?P<index>[^/]+)\.wav")),),
+}
+
+
+def _route(server: ServerName, method: str, path: str) -> tuple[str, dict[str, str]]:
+    """The endpoint of a raw (still percent-encoded) path, and its path parameters decoded once."""
+    for endpoint, route_method, pattern in _ROUTES[server]:
+        match = pattern.fullmatch(path)
+        if match and method == route_method:
+            return endpoint, {name: unquote(value) for name, value in match.groupdict().items()}
+    return "unknown", {}
+
+
+@dataclass
+class _Call:
+    """One request on its way through the stand-in."""
+
+    request: web.BaseRequest
+    server: ServerName
+    endpoint: str
+    path: str
+    params: dict[str, str]
+    query: dict[str, str]
+    headers: dict[str, str]
+    received: float = field(default_factory=time.time)
+    json: Any = None
+    body_error: str | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    has_file: bool = False
+
+    @property
+    def path_id(self) -> str | None:
+        return self.params.get("id")
+
+
+async def _read_body(call: _Call) -> None:
+    """Parse the body of a create (JSON) or custom-voice (multipart, file hashed as it streams in)."""
+    request = call.request
+    try:
+        if call.endpoint == "create":
+            call.json = json.loads(await request.read())
+        elif call.endpoint == "custom_voice" and request.content_type.startswith("multipart/"):
+            digest, size, name = hashlib.sha256(), 0, None
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.name == "file":
+                    call.has_file, name = True, part.filename
+                    while chunk := await part.read_chunk():
+                        digest.update(chunk)
+                        size += len(chunk)
+                else:
+                    call.form[part.name] = await part.text()
+            call.json = dict(call.form)
+            if call.has_file:
+                call.json.update(file_name=name, file_bytes=size, file_sha256=digest.hexdigest())
+    except (ValueError, web.HTTPException) as exc:
+        call.body_error = f"The request body could not be read: {exc}"
+
+
+def _raise_open_file_limit() -> None:
+    """Let this process hold thousands of keep-alive connections (soft RLIMIT_NOFILE up to the hard one)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+# --- the stand-in --------------------------------------------------------------------------------
+
+
+class CambStandIn:
+    """A CAMB.AI API on 127.0.0.1 for tests and local DAG runs: ``with CambStandIn() as camb: ...``."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        preview_port: int = 0,
+        api_key: str | None = None,
+        pending_seconds: float = 2.0,
+        outcome: str = "SUCCESS",
+        exception_reason: str | None = None,
+        message: str | dict[str, Any] | None = None,
+        preview_count: int = 2,
+        preview_seconds: float = 1.0,
+        preview_bytes: int | None = None,
+        request_log_path: str | os.PathLike[str] | None = None,
+        record_requests: bool = True,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._preview_port = preview_port
+        self._api_key = api_key if api_key is not None else "standin-" + secrets.token_hex(12)
+        self._settings = _Settings(
+            pending_seconds, outcome, exception_reason, message, preview_count, preview_seconds, preview_bytes
+        ).check()
+        self._request_log_path = request_log_path
+        self._record = record_requests
+
+        self._lock = threading.Lock()  # guards everything below that both threads touch
+        self._tasks: dict[str, _Task] = {}
+        self._runs: dict[int, _Run] = {}
+        self._run_ids = itertools.count(1000)
+        self._voice_ids = itertools.count(5000)
+        self._faults: list[_Fault] = []
+        self._records: list[RecordedRequest | None] = []
+        self._counts: Counter[str] = Counter()
+
+        self._thread: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._stop_event: asyncio.Event | None = None
+        self._log_file: IO[str] | None = None
+        self._api_runner: web.ServerRunner | None = None
+        self._api_site: web.TCPSite | None = None
+        self._api_server: web.Server | None = None
+        self._reopen: asyncio.Task[None] | None = None
+        self._busy: set[RequestHandler] = set()  # connections with a request in flight
+        self._handlers: dict[str, Callable[[_Call], Reply]] = {
+            "create": self._create,
+            "status": self._status,
+            "result": self._result,
+            "custom_voice": self._custom_voice,
+            "languages": lambda call: json_reply(200, _LANGUAGES),
+            "preview": self._preview,
+            "unknown": lambda call: detail(404, "Not Found"),
+        }
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def preview_port(self) -> int:
+        return self._preview_port
+
+    @property
+    def base_url(self) -> str:
+        """The API server, e.g. ``http://127.0.0.1:43121`` (use it as the connection host)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._bound(self._port)}"
+
+    @property
+    def preview_base_url(self) -> str:
+        """The preview (storage) server: host name ``localhost``, so another host and port than the API."""
+        return f"http://localhost:{self._bound(self._preview_port)}"
+
+    def _bound(self, port: int) -> int:
+        if not port:
+            raise RuntimeError("The CAMB stand-in has not been started yet.")
+        return port
+
+    def connection_json(self, conn_type: str = "camb") -> str:
+        """The Airflow connection (for ``AIRFLOW_CONN_CAMB_DEFAULT``) that points at this stand-in."""
+        return json.dumps({"conn_type": conn_type, "host": self.base_url, "password": self.api_key})
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> CambStandIn:
+        """Start both servers in a daemon thread with its own event loop; a no-op when running."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        self._start_error = None
+        thread = threading.Thread(target=self._run, args=(ready,), name="camb-standin", daemon=True)
+        thread.start()
+        ready.wait()
+        if self._start_error is not None:
+            thread.join()
+            raise RuntimeError(f"The CAMB stand-in could not start: {self._start_error}") from self._start_error
+        self._thread = thread
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and join their thread; a no-op when not running."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self.stop_serving()
+        thread.join(timeout=30)
+
+    def stop_serving(self) -> None:
+        """Make ``serve()`` return (from any thread)."""
+        loop, stop_event = self._loop, self._stop_event
+        if loop is not None and stop_event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stop_event.set)
+
+    def __enter__(self) -> CambStandIn:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self.serve(ready.set))
+        except BaseException as exc:  # reported by start()
+            self._start_error = exc
+        finally:
+            ready.set()
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        """Run both servers in the running event loop until ``stop()``; ``ready()`` is called once listening.
+
+        ``start()`` runs this in a thread; the CLI runs it in the foreground.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._stop_event = asyncio.Event()
+        _raise_open_file_limit()
+        self._open_request_log()
+        self._api_server = web.Server(partial(self._handle, "api"), access_log=None)
+        api = web.ServerRunner(self._api_server, shutdown_timeout=_SHUTDOWN_SECONDS)
+        preview = web.ServerRunner(
+            web.Server(partial(self._handle, "preview"), access_log=None), shutdown_timeout=_SHUTDOWN_SECONDS
+        )
+        self._api_runner = api
+        try:
+            await api.setup()
+            await preview.setup()
+            self._api_site = await self._listen(api, self._port)
+            self._port = api.addresses[0][1]
+            await self._listen(preview, self._preview_port)
+            self._preview_port = preview.addresses[0][1]
+            if ready is not None:
+                ready()
+            await self._stop_event.wait()
+        finally:
+            if self._reopen is not None:
+                self._reopen.cancel()
+            await api.cleanup()
+            await preview.cleanup()
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+            self._loop = self._stop_event = None
+            self._api_site = self._api_runner = self._api_server = None
+
+    async def _listen(self, runner: web.ServerRunner, port: int) -> web.TCPSite:
+        site = web.TCPSite(runner, self._host, port, backlog=_BACKLOG, shutdown_timeout=_SHUTDOWN_SECONDS)
+        await site.start()
+        return site
+
+    def _open_request_log(self) -> None:
+        if self._request_log_path is not None:
+            self._log_file = open(self._request_log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+    def _in_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` on the servers' loop from another thread and wait for it."""
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise RuntimeError("The CAMB stand-in is not running.")
+        if threading.get_ident() == self._loop_thread:
+            coroutine.close()
+            raise RuntimeError("Call this from another thread than the stand-in's event loop.")
+        asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+
+    # --- control -----------------------------------------------------------------------------
+
+    def configure(self, **settings: Any) -> None:
+        """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
+        preview_count, preview_seconds, preview_bytes)."""
+        unknown = set(settings) - {f.name for f in fields(_Settings)}
+        if unknown:
+            raise TypeError(f"Unknown stand-in settings: {', '.join(sorted(unknown))}")
+        with self._lock:
+            self._settings = replace(self._settings, **settings).check()
+
+    def add_task(
+        self,
+        *,
+        status: str | None = None,
+        pending_seconds: float | None = None,
+        outcome: str | None = None,
+        exception_reason: str | None = None,
+        message: str | dict[str, Any] | None = None,
+        task_id: str | None = None,
+    ) -> str:
+        """Create a task without HTTP and return its id; ``status`` fixes what it reports from now on."""
+        fixed = status if status not in (None, "PENDING") else outcome
+        overrides: dict[str, Any] = {
+            "pending_seconds": pending_seconds,
+            "outcome": fixed,
+            "exception_reason": exception_reason,
+            "message": message,
+        }
+        with self._lock:
+            settings = replace(self._settings, **{k: v for k, v in overrides.items() if v is not None}).check()
+            if status is None:
+                ready_at = time.monotonic() + settings.pending_seconds
+            else:
+                ready_at = math.inf if status == "PENDING" else 0.0
+            run_id = None
+            if settings.outcome == "SUCCESS":
+                run_id = next(self._run_ids)
+                size = (
+                    _audio.data_bytes_for_seconds(settings.preview_seconds)
+                    if settings.preview_bytes is None
+                    else _audio.data_bytes_for_size(settings.preview_bytes)
+                )
+                self._runs[run_id] = _Run(secrets.token_urlsafe(16), settings.preview_count, size)
+                reason, note = None, None
+            else:
+                reason = settings.exception_reason or _DEFAULT_REASONS.get(settings.outcome)
+                note = settings.message if settings.message is not None else f"The task ended with {settings.outcome}."
+            task_id = str(uuid.uuid4()) if task_id is None else task_id
+            self._tasks[task_id] = _Task(ready_at, settings.outcome, reason, note, run_id)
+            return task_id
+
+    def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
+        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``)."""
+        if fault not in _FAULT_TABLE:
+            raise ValueError(f"Unknown fault {fault!r}; known faults: {', '.join(FAULTS)}")
+        if endpoint not in (*ENDPOINTS, "any"):
+            raise ValueError(f"Unknown endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}, any")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ValueError(f"times must be a whole number >= 1, not {times!r}")
+        _FAULT_TABLE[fault](params)  # a bad parameter fails here, not in the server
+        with self._lock:
+            self._faults.append(_Fault(fault, endpoint, times, dict(params)))
+
+    def outage(self, seconds: float) -> None:
+        """Close the API's listening socket and connections now; listen again on the same port after ``seconds``."""
+        self._in_loop(self._begin_outage(float(seconds)))
+
+    async def _begin_outage(self, seconds: float) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+        if self._api_site is not None and self._api_server is not None:
+            await self._api_site.stop()
+            self._api_site = None
+            for connection in self._api_server.connections:
+                if connection in self._busy:
+                    connection.close()  # after its reply
+                else:
+                    connection.force_close()
+            await asyncio.sleep(0)  # let the closed sockets go before returning
+        self._reopen = asyncio.get_running_loop().create_task(self._end_outage(seconds))
+
+    async def _end_outage(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._reopen = None
+        if self._api_runner is not None:
+            try:
+                self._api_site = await self._listen(self._api_runner, self._port)
+            except OSError:
+                log.exception("The CAMB stand-in could not listen on port %s again after an outage.", self._port)
+
+    def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
+        """The requests received (and answered) so far, oldest first; all, or those of one endpoint."""
+        with self._lock:
+            return [r for r in self._records if r is not None and endpoint in (None, r.endpoint)]
+
+    def request_count(self, endpoint: str | None = None) -> int:
+        """How many requests arrived (control requests excepted), counted even when not recording."""
+        with self._lock:
+            return self._counts.total() if endpoint is None else self._counts[endpoint]
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests and reset the counts."""
+        with self._lock:
+            self._records = []
+            self._counts.clear()
+
+    # --- the one path of every request -------------------------------------------------------
+
+    async def _handle(self, server: ServerName, request: web.BaseRequest) -> web.StreamResponse:
+        """Every request of both servers comes here: control, or record, fault, auth and the endpoint's reply."""
+        connection = request.protocol
+        self._busy.add(connection)
+        try:
+            path, _, query_string = request.raw_path.partition("?")
+            query = dict(parse_qsl(query_string, keep_blank_values=True))
+            if server == "api" and path.startswith("/_standin/"):
+                return await _send(request, await self._control(request, path.removeprefix("/_standin/"), query))
+            endpoint, params = _route(server, request.method, path)
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            return await self._answer(_Call(request, server, endpoint, path, params, query, headers))
+        finally:
+            self._busy.discard(connection)
+
+    async def _answer(self, call: _Call) -> web.StreamResponse:
+        slot = self._arrive(call)
+        status = 0
+        try:
+            reply, behaviour = await self._decide(call)
+            status = 0 if reply is None else reply.status
+        finally:
+            self._done(slot, call, status)  # recorded before the client can see any reply
+        if reply is None:
+            call.request.protocol.force_close()
+            return web.Response()  # never sent: the connection is gone
+        return await _send(call.request, reply, truncate=behaviour.truncate)
+
+    async def _decide(self, call: _Call) -> tuple[Reply | None, _Behaviour]:
+        """The reply (None: drop the connection) after any fault, and how to deliver it."""
+        await _read_body(call)
+        effect = self._take_fault(call.endpoint)
+        if isinstance(effect, Reply):
+            return effect, _Behaviour()
+        behaviour = effect or _Behaviour()
+        if behaviour.delay > 0:
+            await asyncio.sleep(behaviour.delay)
+        return (None if behaviour.drop else self._reply(call)), behaviour
+
+    def _reply(self, call: _Call) -> Reply:
+        """The normal reply: the key first (API server only), then the endpoint's handler."""
+        if call.server == "api" and call.endpoint != "unknown":
+            key = call.request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(key.encode(), self._api_key.encode()):
+                return detail(401, "Invalid or missing API key (header x-api-key).")
+        return self._handlers[call.endpoint](call)
+
+    def _take_fault(self, endpoint: str) -> Reply | _Behaviour | None:
+        if not self._faults or endpoint == "unknown":
+            return None
+        with self._lock:
+            for fault in self._faults:
+                if fault.endpoint in (endpoint, "any"):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return _FAULT_TABLE[fault.name](fault.params)
+        return None
+
+    def _arrive(self, call: _Call) -> tuple[list[RecordedRequest | None], int] | None:
+        """Count the request, log it, and keep its place in the record (filled in when answered)."""
+        if self._log_file is not None:
+            line = {
+                "time": call.received,
+                "server": call.server,
+                "endpoint": call.endpoint,
+                "method": call.request.method,
+                "path": call.path,
+                "path_id": call.path_id,
+                "query": call.query,
+                "headers": call.headers,
+            }
+            self._log_file.write(json.dumps(line) + "\n")
+        with self._lock:
+            self._counts[call.endpoint] += 1
+            if not self._record:
+                return None
+            self._records.append(None)
+            return self._records, len(self._records) - 1
+
+    def _done(self, slot: tuple[list[RecordedRequest | None], int] | None, call: _Call, status: int) -> None:
+        if slot is None:
+            return
+        records, index = slot
+        recorded = RecordedRequest(
+            server=call.server,
+            endpoint=call.endpoint,
+            method=call.request.method,
+            path=call.path,
+            path_id=call.path_id,
+            query=call.query,
+            headers=call.headers,
+            json=call.json,
+            status=status,
+            time=call.received,
+        )
+        with self._lock:
+            records[index] = recorded
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def _create(self, call: _Call) -> Reply:
+        if call.body_error is not None:
+            return invalid([error(("body",), "json_invalid", call.body_error)])
+        errors = check_create(call.json)
+        return invalid(errors) if errors else json_reply(200, {"task_id": self.add_task()})
+
+    def _status(self, call: _Call) -> Reply:
+        if not is_int_text(call.query.get("run_id", "0")):
+            return invalid([int_text_error(("query", "run_id"))])
+        task_id = call.params["id"]
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is None:
+            return detail(404, f"Text-to-voice task {task_id!r} not found.")
+        return json_reply(200, task.reply(time.monotonic()))
+
+    def _result(self, call: _Call) -> Reply:
+        raw = call.params["id"]
+        if not is_int_text(raw):
+            return invalid([int_text_error(("path", "run_id"))])
+        run_id = int(raw)
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            return detail(404, f"Text-to-voice run {run_id} not found.")
+        base = self.preview_base_url
+        previews = [f"{base}/previews/{run_id}/{index}.wav?token={run.token}" for index in range(run.previews)]
+        return json_reply(200, {"previews": previews})
+
+    def _custom_voice(self, call: _Call) -> Reply:
+        errors: list[Error] = []
+        if not is_int_text(call.query.get("run_id", "0")):
+            errors.append(int_text_error(("query", "run_id")))
+        if call.body_error is not None:
+            errors.append(error(("body",), "value_error", call.body_error))
+        errors += check_custom_voice(call.form, call.has_file)
+        if errors:
+            return invalid(errors)
+        with self._lock:
+            voice_id = next(self._voice_ids)
+        return json_reply(200, {"voice_id": voice_id})
+
+    def _preview(self, call: _Call) -> Reply:
+        raw, index = call.params["id"], call.params["index"]
+        with self._lock:
+            run = self._runs.get(int(raw)) if is_int_text(raw) else None
+        if run is None or not is_int_text(index) or not 0 <= int(index) < run.previews:
+            return detail(404, "No such preview.")
+        if not hmac.compare_digest(call.query.get("token", "").encode(), run.token.encode()):
+            return detail(403, "Invalid preview token.")
+        return Reply(
+            200,
+            content_type="audio/wav",
+            stream=partial(_audio.wav_chunks, run.data_bytes),
+            length=_audio.HEADER_BYTES + run.data_bytes,
+        )
+
+    async def _control(self, request: web.BaseRequest, action: str, query: dict[str, str]) -> Reply:
+        """``/_standin/...``: drive this stand-in over HTTP (no key, never recorded)."""
+        try:
+            body = (await request.json()) if request.method == "POST" and request.can_read_body else {}
+            if not isinstance(body, dict):
+                raise TypeError("The body must be a JSON object.")
+            match request.method, action:
+                case "POST", "configure":
+                    self.configure(**body)
+                    return json_reply(200, {"ok": True})
+                case "POST", "tasks":
+                    return json_reply(200, {"task_id": self.add_task(**body)})
+                case "POST", "faults":
+                    self.inject(**body)
+                    return json_reply(200, {"ok": True})
+                case "POST", "outage":
+                    await self._begin_outage(float(body["seconds"]))
+                    return json_reply(200, {"ok": True})
+                case "GET", "requests":
+                    return json_reply(200, [asdict(r) for r in self.requests(query.get("endpoint"))])
+                case "DELETE", "requests":
+                    self.clear_requests()
+                    return json_reply(200, {"ok": True})
+                case "GET", "stats":
+                    with self._lock:
+                        counts = dict(self._counts)
+                    return json_reply(200, {"total": sum(counts.values()), "endpoints": counts})
+        except (TypeError, ValueError, KeyError) as exc:
+            return detail(400, f"{type(exc).__name__}: {exc}")
+        return detail(404, f"No stand-in control endpoint {request.method} /_standin/{action}")
