@@ -1,0 +1,137 @@
+"""The example DAGs import cleanly and run end to end (``dag.test()``) against the stand-in, writing real WAVs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
+TEXT_TO_VOICE = EXAMPLES / "example_camb_text_to_voice.py"
+BATCH = EXAMPLES / "example_camb_batch_voices.py"
+
+
+def example_source(path: Path, dag_id: str) -> str:
+    """The example's text under a unique dag_id, polling every second so the test does not idle."""
+    source = path.read_text()
+    source = source.replace(f'dag_id="{path.stem}"', f'dag_id="{dag_id}"')
+    source = re.sub(r"poll_interval=\d+", "poll_interval=1", source)
+    assert f'dag_id="{dag_id}"' in source
+    return source
+
+
+def local(path: str) -> Path:
+    return Path(path.removeprefix("file://"))
+
+
+def assert_real_preview(item: dict[str, Any], folder: Path) -> None:
+    """The listed file exists under ``folder``, matches its size and digest, and is a playable WAV."""
+    path = local(item["path"])
+    assert path.is_relative_to(folder)
+    data = path.read_bytes()
+    assert len(data) == item["bytes"]
+    assert hashlib.sha256(data).hexdigest() == item["sha256"]
+    with wave.open(str(path), "rb") as audio:
+        assert audio.getnchannels() >= 1
+        assert audio.getframerate() > 0
+        assert audio.getnframes() / audio.getframerate() > 0.5
+
+
+def _dagbag(folder: Path) -> Any:
+    """A DagBag parsed from the files only (examples off in both major versions)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+
+        return DagBag(dag_folder=str(folder), include_examples=False, read_dags_from_db=False)
+    return DagBag(dag_folder=str(folder))
+
+
+def test_the_example_dags_import_without_errors() -> None:
+    bag = _dagbag(EXAMPLES)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"example_camb_text_to_voice", "example_camb_batch_voices"}
+    for dag_id in bag.dag_ids:
+        dag = bag.dags[dag_id]
+        assert "example" in dag.tags
+        assert dag.doc_md
+        assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: manual runs only
+
+
+def test_the_text_to_voice_example_downloads_real_audio_and_keeps_no_voice_by_default(
+    run_dag, camb_connection, tmp_path
+):
+    result = run_dag.run(
+        example_source(TEXT_TO_VOICE, "example_text_to_voice_default"), run_conf={"destination": str(tmp_path)}
+    )
+
+    assert result.state == "success"
+    assert result.task_states == {
+        "create_voice": "success",
+        "wait_for_voice": "success",
+        "download_previews": "success",
+        "keep_voice_requested": "success",
+        "keep_voice": "skipped",
+    }
+    downloads = result.xcom("download_previews")
+    assert len(downloads) == 2
+    for item in downloads:
+        assert_real_preview(item, tmp_path)
+    assert camb_connection.requests("custom_voice") == []
+
+
+def test_the_text_to_voice_example_keeps_the_first_preview_when_asked(run_dag, camb_connection, tmp_path):
+    result = run_dag.run(
+        example_source(TEXT_TO_VOICE, "example_text_to_voice_keep"),
+        run_conf={"destination": str(tmp_path), "keep_voice": True, "voice_name": "Kept narrator"},
+    )
+
+    assert result.state == "success"
+    assert result.task_states["keep_voice"] == "success"
+    assert isinstance(result.xcom("keep_voice"), int)
+    first = result.xcom("download_previews")[0]
+    (upload,) = camb_connection.requests("custom_voice")
+    assert upload.json["voice_name"] == "Kept narrator"
+    assert upload.json["file_sha256"] == first["sha256"]
+    assert upload.query.get("run_id") == str(result.xcom("wait_for_voice"))
+
+
+def test_without_a_destination_the_previews_go_to_the_camb_voice_folder_variable(
+    run_dag, camb_connection, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW_VAR_CAMB_VOICE_FOLDER", str(tmp_path))
+    result = run_dag.run(example_source(TEXT_TO_VOICE, "example_text_to_voice_variable"))
+
+    assert result.state == "success"
+    for item in result.xcom("download_previews"):
+        assert_real_preview(item, tmp_path)
+
+
+def test_the_batch_example_maps_one_wait_per_voice_and_lists_every_preview(run_dag, camb_connection, tmp_path):
+    result = run_dag.run(example_source(BATCH, "example_batch_voices"), run_conf={"destination": str(tmp_path)})
+
+    assert result.state == "success"
+    for task in ("create_voice", "wait_for_voice", "download_previews"):
+        assert [result.task_states[f"design_voice.{task}[{i}]"] for i in range(3)] == ["success"] * 3
+    run_ids = result.xcom("design_voice.wait_for_voice")
+    assert len(set(run_ids)) == 3
+    downloads = result.xcom("design_voice.download_previews")
+    assert [len(files) for files in downloads] == [2, 2, 2]
+    for index, files in enumerate(downloads):
+        for item in files:
+            assert_real_preview(item, tmp_path / f"voice_{index}")
+    listed = result.xcom("list_previews")
+    assert sorted(listed) == sorted(item["path"] for files in downloads for item in files)
+    assert len(camb_connection.requests("create")) == 3
+
+
+@pytest.mark.parametrize("path", [TEXT_TO_VOICE, BATCH], ids=lambda p: p.stem)
+def test_each_example_explains_its_connection(path: Path) -> None:
+    doc = path.read_text().split('"""')[1]
+    assert "camb_default" in doc
+    assert "AIRFLOW_CONN_CAMB_DEFAULT" in doc or "API key" in doc
