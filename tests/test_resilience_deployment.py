@@ -1,0 +1,292 @@
+"""Resilience in a real deployment: scheduler, triggerer, dag-processor and API server of Airflow 3 in a
+temporary AIRFLOW_HOME (``tests/deployment.py``), with the stand-in CLI as CAMB.
+
+- kill -9 the triggerer while sensors are deferred and start a new one: every run still succeeds;
+- take the CAMB API away for 30 s while sensors are deferred: every run still succeeds;
+- 200 sensors deferred at once in one triggerer all succeed (wall time and the triggerer's peak memory
+  are printed, not asserted);
+- after a full create -> wait -> download run, the API key is in no table of the metadata database (trigger
+  kwargs decrypted), no file under AIRFLOW_HOME and no request to the preview host.
+
+The stand-in's tasks are created PENDING and only let finish once the sensors are seen deferred, so every
+wait really happens in the triggerer (and Airflow 3.3's quick-trigger race, apache/airflow#72716, cannot
+decide the outcome); sensors poll every 4 s. Run alone with ``pytest -m deployment``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.deployment import AIRFLOW_3
+
+pytestmark = [
+    pytest.mark.deployment,
+    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
+]
+
+POLL_INTERVAL = 4
+OUTAGE_SECONDS = 30
+LOAD = 200
+
+WAIT_DAG_ID = "camb_resilience_wait"
+WAIT_DAG = f"""
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG(
+    "{WAIT_DAG_ID}",
+    start_date=pendulum.datetime(2024, 1, 1),
+    schedule=None,
+    max_active_tasks=1024,
+    params={{"camb_task_ids": []}},
+) as dag:
+
+    @task
+    def camb_task_ids(params=None) -> list:
+        return list(params["camb_task_ids"])
+
+    TextToVoiceStatusSensor.partial(
+        task_id="wait", poll_interval={POLL_INTERVAL}, deferrable=True, timeout=1800
+    ).expand(camb_task_id=camb_task_ids())
+"""
+
+WORKFLOW_DAG_ID = "camb_resilience_workflow"
+WORKFLOW_DAG = f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG(
+    "{WORKFLOW_DAG_ID}",
+    start_date=pendulum.datetime(2024, 1, 1),
+    schedule=None,
+    params={{"destination": "/tmp/unused"}},
+) as dag:
+    create = TextToVoiceOperator(
+        task_id="create",
+        text="Hello from Airflow. This is how I sound.",
+        voice_description=(
+            "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and "
+            "clearly, with a gentle and friendly tone suited to bedtime stories."
+        ),
+    )
+    wait = TextToVoiceStatusSensor(
+        task_id="wait", camb_task_id=create.output, poll_interval={POLL_INTERVAL}, deferrable=True, timeout=600
+    )
+    TextToVoiceResultOperator(task_id="download", run_id=wait.output, destination="{{{{ params.destination }}}}")
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow() -> Iterator[Any]:
+    """One deployment for the module: starting it costs about a minute."""
+    from tests.deployment import AirflowDeployment
+
+    with AirflowDeployment(pending_seconds=12) as deployment:
+        deployment.add_dag(f"{WAIT_DAG_ID}.py", WAIT_DAG)
+        deployment.add_dag(f"{WORKFLOW_DAG_ID}.py", WORKFLOW_DAG)
+        yield deployment
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _pending_tasks(airflow: Any, count: int) -> list[str]:
+    """CAMB tasks that stay PENDING until ``_finish`` lets them succeed."""
+    return [airflow.standin.client.add_task(status="PENDING") for _ in range(count)]
+
+
+def _finish(airflow: Any, camb_task_ids: list[str]) -> None:
+    for camb_task_id in camb_task_ids:
+        airflow.standin.client.add_task(task_id=camb_task_id, status="SUCCESS")
+
+
+def _sensor_states(airflow: Any, run_id: str) -> dict[str, str | None]:
+    return {key: state for key, state in airflow.task_states(WAIT_DAG_ID, run_id).items() if key.startswith("wait[")}
+
+
+def _wait_until_deferred(airflow: Any, runs: dict[str, int], timeout: float) -> float:
+    """Wait until every mapped sensor of every run is deferred at the same time; return the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        states = {run_id: _sensor_states(airflow, run_id) for run_id in runs}
+        if all(len(found) == runs[run_id] and set(found.values()) == {"deferred"} for run_id, found in states.items()):
+            return time.monotonic() - started
+        failed = {run_id: s for run_id, s in states.items() if {"failed", "upstream_failed"} & set(s.values())}
+        assert not failed, f"sensors failed before deferring: {failed}\n{airflow.diagnostics()}"
+        airflow.check_alive()
+        assert time.monotonic() < deadline, f"not all deferred after {timeout} s: {states}\n{airflow.diagnostics()}"
+        time.sleep(1)
+
+
+def _trigger_waits(airflow: Any, batches: list[list[str]]) -> dict[str, int]:
+    """One run of the waiting DAG per batch of CAMB task ids; return {run_id: number of sensors}."""
+    return {airflow.trigger(WAIT_DAG_ID, {"camb_task_ids": batch}, via="api"): len(batch) for batch in batches if batch}
+
+
+def _assert_all_succeed(airflow: Any, runs: dict[str, int], timeout: float) -> None:
+    for run_id, count in runs.items():
+        assert airflow.wait_for_run(WAIT_DAG_ID, run_id, timeout=timeout) == "success", airflow.diagnostics()
+        states = _sensor_states(airflow, run_id)
+        assert len(states) == count and set(states.values()) == {"success"}, states
+
+
+def _polled_since(airflow: Any, camb_task_ids: list[str], since: float) -> set[str]:
+    """The CAMB task ids whose status was asked for after ``since`` (epoch seconds)."""
+    wanted = set(camb_task_ids)
+    return {r["path_id"] for r in airflow.standin_requests("status") if r["time"] > since and r["path_id"] in wanted}
+
+
+def _wait_for_polls(airflow: Any, camb_task_ids: list[str], since: float, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _polled_since(airflow, camb_task_ids, since) != set(camb_task_ids):
+        assert time.monotonic() < deadline, "the triggerer never polled some tasks"
+        time.sleep(0.5)
+
+
+def _triggerer_memory(airflow: Any) -> dict[str, int]:
+    """VmHWM (peak resident set, kB) of the triggerer process and each of its descendants."""
+    leader = psutil.Process(airflow._processes["triggerer"].pid)
+    peaks: dict[str, int] = {}
+    for process in [leader, *leader.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, OSError):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+            role = "triggerer" if process.pid == leader.pid else f"child of {process.ppid()}"
+            peaks[f"{process.pid} ({role}, {process.name()})"] = int(peak.split()[1])
+    return peaks
+
+
+# --- (a) a triggerer killed mid-wait ---------------------------------------------------------------
+
+
+def test_every_run_succeeds_after_the_triggerer_is_killed_mid_wait(airflow: Any) -> None:
+    camb_task_ids = _pending_tasks(airflow, 6)
+    runs = _trigger_waits(airflow, [camb_task_ids[0:2], camb_task_ids[2:4], camb_task_ids[4:6]])
+    _wait_until_deferred(airflow, runs, timeout=240)
+    jobs_before = airflow.triggerer_job_ids()
+
+    airflow.restart_triggerer(kill=True)
+    restarted = time.time()
+    _finish(airflow, camb_task_ids)
+
+    _assert_all_succeed(airflow, runs, timeout=300)
+    assert len(airflow.triggerer_job_ids()) > len(jobs_before)  # a new triggerer took the waits over
+    assert _polled_since(airflow, camb_task_ids, restarted) == set(camb_task_ids)
+
+
+# --- (b) the CAMB API gone for 30 s ------------------------------------------------------------------
+
+
+def test_every_run_succeeds_after_a_30_second_api_outage_mid_wait(airflow: Any) -> None:
+    camb_task_ids = _pending_tasks(airflow, 6)
+    runs = _trigger_waits(airflow, [camb_task_ids[0:2], camb_task_ids[2:4], camb_task_ids[4:6]])
+    _wait_until_deferred(airflow, runs, timeout=240)
+    _wait_for_polls(airflow, camb_task_ids, since=time.time(), timeout=60)  # every trigger is in its loop
+
+    airflow.standin.client.outage(OUTAGE_SECONDS)
+    outage_began = time.time()
+    time.sleep(OUTAGE_SECONDS + 1)
+    for run_id in runs:  # the outage failed nothing: every sensor still waits
+        assert set(_sensor_states(airflow, run_id).values()) == {"deferred"}
+    _finish(airflow, camb_task_ids)
+
+    _assert_all_succeed(airflow, runs, timeout=300)
+    answered = [r for r in airflow.standin_requests("status") if r["path_id"] in set(camb_task_ids)]
+    assert not [r for r in answered if outage_began + 0.5 < r["time"] < outage_began + OUTAGE_SECONDS - 0.5]
+    logs = "".join(path.read_text(errors="replace") for path in airflow.log_files() if "standin" not in path.name)
+    assert "Could not reach CAMB" in logs  # the triggers felt the outage and retried
+
+
+# --- (c) 200 sensors deferred at once ---------------------------------------------------------------
+
+
+def test_two_hundred_sensors_deferred_at_once_in_one_triggerer_all_succeed(airflow: Any) -> None:
+    airflow.restart_triggerer(kill=False)  # a fresh process, so its peak memory is this test's
+    airflow.wait_until_healthy(120)
+    camb_task_ids = _pending_tasks(airflow, LOAD)
+
+    started = time.monotonic()
+    runs = _trigger_waits(airflow, [camb_task_ids])
+    took_to_defer = _wait_until_deferred(airflow, runs, timeout=900)
+    (run_id,) = runs
+    in_one_triggerer = {row["triggerer_id"] for row in airflow.trigger_rows(WAIT_DAG_ID, run_id, "wait")}
+    deferred_rows = len(airflow.trigger_rows(WAIT_DAG_ID, run_id, "wait"))
+    _finish(airflow, camb_task_ids)
+    _assert_all_succeed(airflow, runs, timeout=900)
+    wall = time.monotonic() - started
+
+    memory = _triggerer_memory(airflow)
+    print(
+        f"\nLOAD: {LOAD} deferred sensors; all deferred {took_to_defer:.1f} s after the trigger; "
+        f"run done in {wall:.1f} s wall time; triggerer peak memory (VmHWM, kB): {memory}; "
+        f"largest {max(memory.values()) / 1024:.1f} MiB, all together {sum(memory.values()) / 1024:.1f} MiB"
+    )
+    assert deferred_rows == LOAD
+    assert len(in_one_triggerer - {None}) == 1
+
+
+# --- (d) the key is stored nowhere ----------------------------------------------------------------
+
+
+def _rows_as_text(airflow: Any) -> dict[str, str]:
+    """Every table of the metadata database, every row, every column, as text."""
+    tables = [row["name"] for row in airflow.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    text: dict[str, str] = {}
+    for table in tables:
+        parts = []
+        for row in airflow.query(f'SELECT * FROM "{table}"'):  # noqa: S608 - names from sqlite_master
+            for value in tuple(row):
+                parts.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+        text[table] = "\n".join(parts)
+    return text
+
+
+def _decrypted_trigger_kwargs(airflow: Any) -> list[str]:
+    """Trigger kwargs are stored encrypted: decrypt them with the deployment's Fernet key."""
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(airflow.env["AIRFLOW__CORE__FERNET_KEY"].encode())
+    found = []
+    for row in airflow.query("SELECT * FROM trigger"):
+        stored = dict(row).get("encrypted_kwargs") or dict(row).get("kwargs") or ""
+        try:
+            found.append(fernet.decrypt(stored.encode()).decode())
+        except Exception:  # not encrypted (older schema): searched as it is
+            found.append(str(stored))
+    return found
+
+
+def test_after_a_full_run_the_api_key_is_stored_nowhere(airflow: Any, tmp_path: Path) -> None:
+    key = airflow.standin.api_key
+    run_id = airflow.trigger(WORKFLOW_DAG_ID, {"destination": str(tmp_path / "voices")}, via="api")
+    airflow.wait_for_task_state(WORKFLOW_DAG_ID, run_id, "wait", "deferred", timeout=180)
+    kwargs_while_deferred = _decrypted_trigger_kwargs(airflow)
+    assert airflow.wait_for_run(WORKFLOW_DAG_ID, run_id, timeout=300) == "success", airflow.diagnostics()
+    assert len(list((tmp_path / "voices").iterdir())) == 2
+
+    # the search looks for the right string: the API host did receive it
+    assert any(r["headers"].get("x-api-key") == key for r in airflow.standin_requests("status"))
+    camb_task_id = airflow.xcom(WORKFLOW_DAG_ID, run_id, "create")
+    assert kwargs_while_deferred and any(camb_task_id in kwargs for kwargs in kwargs_while_deferred)
+
+    assert [k for k in kwargs_while_deferred if key in k] == []
+    assert [table for table, text in _rows_as_text(airflow).items() if key in text] == []
+    stand_in_own = {airflow.component_logs / "standin.log", airflow.request_log}  # CAMB's side, not Airflow's
+    files = [p for p in airflow.home.rglob("*") if p.is_file() and p not in stand_in_own]
+    assert any(p.suffix == ".log" or ".log" in p.name for p in files)
+    assert [p for p in files if key.encode() in p.read_bytes()] == []
+    previews = [r for r in airflow.standin_requests() if r["server"] == "preview"]
+    assert len(previews) >= 2
+    assert [r for r in previews if key in json.dumps(r) or "x-api-key" in r["headers"]] == []
