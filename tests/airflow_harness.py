@@ -49,7 +49,8 @@ class DagRunner:
         path = self.dags_folder / f"{module_name}.py"
         path.write_text(source)
         spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec and spec.loader
+        assert spec
+        assert spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dag = module.dag
@@ -91,4 +92,4 @@ def _xcom_rows(session: Any, dag_id: str, run_id: str) -> list[tuple[Any, Any]]:
     from airflow.models.xcom import XCom
 
     rows = session.query(XCom).filter_by(dag_id=dag_id, run_id=run_id).all()
-    return [(row, XCom.deserialize_value(row)) for row in rows]
+    return [(row, row.value) for row in rows]  # Airflow 2 deserializes on load (BaseXCom.init_on_load)

@@ -11,6 +11,8 @@ from tenacity import RetryCallState, stop_after_attempt, stop_never, wait_expone
 from airflow_provider_camb.api import ApiRequest, CambSettings
 from airflow_provider_camb.exceptions import CambError, CambRateLimitError
 
+MAX_RETRY_AFTER = 300.0
+
 
 def should_retry(error: BaseException, may_repeat: bool) -> bool:
     """Transient faults are retried; a request that may start a paid task only when it provably did not run."""
@@ -39,7 +41,8 @@ def retry_policy(
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         asked = getattr(error, "retry_after", None)
-        delay = float(asked) if asked is not None else float(backoff(state))
+        # A server's requested delay is honoured, up to a cap: a Retry-After of a year must not park a worker.
+        delay = min(float(asked), MAX_RETRY_AFTER) if asked is not None else float(backoff(state))
         if retry_until is not None and math.isfinite(retry_until):
             delay = max(0.0, min(delay, retry_until - time.time()))
         return delay

@@ -315,7 +315,13 @@ class CambHook(BaseHook):
                 expected = r.headers.get("Content-Length")
                 content_type = r.headers.get("Content-Type")
         except requests.RequestException as error:
-            raise _connection_error(request.what, error, sent=_requests_error_was_sent(error)) from error
+            # requests' message holds the whole link, which may be a bearer link: report only its host.
+            cause = "the stream was cut off" if size else type(error).__name__
+            raise CambConnectionError(
+                f"Downloading a preview from {url_host(url)} failed after {size} bytes ({cause}); "
+                "passing faults are retried.",
+                request_sent=_requests_error_was_sent(error),
+            ) from None
         if expected is not None and expected.isdigit() and int(expected) != size:
             raise CambConnectionError(
                 f"The preview from {url_host(url)} was cut off after {size} of {expected} bytes.",

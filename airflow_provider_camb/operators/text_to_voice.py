@@ -24,10 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
 
-from airflow_provider_camb.api import check_run_id, url_host
-from airflow_provider_camb.exceptions import CambInputError
-from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.operators._waiting import (
+from airflow_provider_camb._waiting import (
     CambWaitTimeoutError,
     check_once,
     finish,
@@ -36,6 +33,9 @@ from airflow_provider_camb.operators._waiting import (
     status_after_deferral,
     trigger_for,
 )
+from airflow_provider_camb.api import check_run_id, url_host
+from airflow_provider_camb.exceptions import CambInputError
+from airflow_provider_camb.hooks.camb import CambHook
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -17,10 +16,10 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_camb._waiting import check_once, finish, trigger_for
 from airflow_provider_camb.api import TextToVoiceStatus
-from airflow_provider_camb.exceptions import CambError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.triggers.text_to_voice import EVENT_TIMEOUT, TextToVoiceTrigger, status_from_event
+from airflow_provider_camb.triggers.text_to_voice import EVENT_TIMEOUT, status_from_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -68,42 +67,15 @@ class TextToVoiceStatusSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        try:
-            status = self.hook.get_text_to_voice_status(self.camb_task_id)
-        except CambError as error:
-            if not error.transient:
-                raise
-            self.log.warning(
-                "Could not check CAMB task %s yet (%s); waiting in the triggerer.", self.camb_task_id, error
-            )
-        else:
-            self.log.info("CAMB task %s is %s.", self.camb_task_id, status.status)
-            if status.is_terminal:  # already done: finish now, never defer (avoids a quick-trigger race)
-                return self._finish(status, context)
-        self.defer(
-            trigger=TextToVoiceTrigger(
-                camb_task_id=self.camb_task_id,
-                camb_conn_id=self.camb_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=time.time() + self.timeout,
-                wait_before_first_poll=True,
-            ),
-            method_name="execute_complete",
-            timeout=self.execution_timeout,
-        )
+        status = check_once(self.hook, self.camb_task_id, self.log)
+        if status is not None and status.is_terminal:  # already done: finish now, never defer (no quick-trigger race)
+            return self._finish(status, context)
+        trigger = trigger_for(self.camb_task_id, self.camb_conn_id, self.poll_interval, self.timeout)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        try:
-            status = self.hook.get_text_to_voice_status(self.camb_task_id)
-        except CambError as error:
-            if not error.transient:
-                raise
-            self.log.warning(
-                "Could not check CAMB task %s (%s); trying again at the next poke.", self.camb_task_id, error
-            )
-            return False
-        self.log.info("CAMB task %s is %s.", self.camb_task_id, status.status)
-        if not status.is_terminal:
+        status = check_once(self.hook, self.camb_task_id, self.log)
+        if status is None or not status.is_terminal:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(status, context))
 
@@ -121,12 +93,10 @@ class TextToVoiceStatusSensor(BaseSensorOperator):
         return self._finish(status, context)
 
     def _finish(self, status: TextToVoiceStatus, context: Context) -> int:
-        """The one outcome of every path: the run id, pushed to XCom, or the error that explains the end."""
+        """The shared end of every wait; ``soft_fail`` turns a failure into a skip in every mode alike."""
         try:
-            run_id = status.run_id_or_raise()
+            return finish(status, context)
         except AirflowException as error:
             if self.soft_fail:
                 raise AirflowSkipException(f"soft_fail is set, so skipping: {error}") from error
             raise
-        context["ti"].xcom_push(key="run_id", value=run_id)
-        return run_id

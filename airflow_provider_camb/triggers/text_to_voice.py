@@ -80,6 +80,11 @@ class TextToVoiceTrigger(BaseTrigger):
         return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The shared session is released before the event leaves, so nothing is left open when the
+        # triggerer (or dag.test) closes this generator.
+        yield await self._wait()
+
+    async def _wait(self) -> TriggerEvent:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         deadline = math.inf if self.deadline is None else self.deadline
@@ -94,19 +99,15 @@ class TextToVoiceTrigger(BaseTrigger):
                     if pause > 0:
                         await asyncio.sleep(pause)
                     if time.time() >= deadline:
-                        yield self._timeout(started, polls, last)
-                        return
+                        return self._timeout(started, polls, last)
                     try:
                         status = await hook.aget_text_to_voice_status(self.camb_task_id, retry_until=deadline)
                     except CambError as error:
                         if error.transient:  # still failing when the deadline came
-                            yield self._timeout(started, polls, last, cause=str(error))
-                        else:
-                            yield self._error(started, polls, error)
-                        return
+                            return self._timeout(started, polls, last, cause=str(error))
+                        return self._error(started, polls, error)
                     except AirflowNotFoundException as error:
-                        yield self._error(started, polls, error)
-                        return
+                        return self._error(started, polls, error)
                     polls += 1
                     if last is None or status.status != last.status:
                         self._log_status(status, unknown_seen)
@@ -119,7 +120,7 @@ class TextToVoiceTrigger(BaseTrigger):
                             polls,
                             time.monotonic() - started,
                         )
-                        yield self._event(
+                        return self._event(
                             status.status,
                             started,
                             polls,
@@ -127,7 +128,6 @@ class TextToVoiceTrigger(BaseTrigger):
                             message=status.message,
                             exception_reason=status.exception_reason,
                         )
-                        return
                     while next_poll <= loop.time():  # keep to the grid, skip slots a slow reply used up
                         next_poll += self.poll_interval
         except asyncio.CancelledError:
