@@ -212,7 +212,7 @@ CASES: dict[str, Case] = {
         "final name, no temporary file left |",
         during_wait=inject("truncate", 100, endpoint="preview"),
         states=DOWNLOAD_FAILED,
-        logged=("downloading a preview from localhost", "IncompleteRead"),
+        logged=("Downloading a preview from localhost failed after", "the stream was cut off"),
     ),
     "download_cut_off_then_rerun": Case(
         doc="| a preview download is cut off until the download task's first try gives up | the next try "
@@ -220,7 +220,7 @@ CASES: dict[str, Case] = {
         during_wait=inject("truncate", 1 + RETRIES, endpoint="preview"),
         download_retries=1,
         tries={"download": 2},
-        logged=("IncompleteRead",),
+        logged=("the stream was cut off",),
     ),
     "deadline": Case(
         doc="| the sensor's `timeout` passes while the task is still PENDING | Airflow's sensor timeout fails "

@@ -316,7 +316,8 @@ class CambHook(BaseHook):
                 content_type = r.headers.get("Content-Type")
         except requests.RequestException as error:
             # requests' message holds the whole link, which may be a bearer link: report only its host.
-            cause = "the stream was cut off" if size else type(error).__name__
+            cut_off = size > 0 or isinstance(error, requests.exceptions.ChunkedEncodingError)
+            cause = "the stream was cut off" if cut_off else type(error).__name__
             raise CambConnectionError(
                 f"Downloading a preview from {url_host(url)} failed after {size} bytes ({cause}); "
                 "passing faults are retried.",
