@@ -39,6 +39,9 @@ async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
                 headers={"User-Agent": f"airflow-provider-camb/{__version__}"},
                 # Cookies are not part of the CAMB API; never carry one from a host to another.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # Each trigger has at most one request in flight, so the triggers already bound the pool;
+                # aiohttp's default cap of 100 would limit polling to 100 / latency requests per second.
+                connector=aiohttp.TCPConnector(limit=0),
             )
         )
         _ENTRIES[loop] = entry

@@ -42,7 +42,7 @@ from airflow_provider_camb.api import (
     url_host,
 )
 from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError
-from airflow_provider_camb.hooks._retry import retry_policy
+from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 
 #: The connection form, declared once: Airflow 3 reads it from the provider info, Airflow 2 from the hook.
@@ -196,9 +196,18 @@ class CambHook(BaseHook):
     async def _asend(self, request: ApiRequest, *, retry_until: float | None = None) -> Any:
         settings = await self.asettings()
         async with shared_session() as session:
+            try:  # one plain attempt first: tenacity allocates more per call than the request itself
+                return await self._asend_once(session, request, settings)
+            except CambError as error:
+                if not should_retry(error, request.may_repeat):
+                    raise
+                first_failure: CambError | None = error
             policy = retry_policy(request, settings, self.log, retry_until=retry_until)
             async for attempt in AsyncRetrying(**policy):
                 with attempt:
+                    if first_failure is not None:  # replay the failed try as attempt 1: same logs, waits and stop
+                        failure, first_failure = first_failure, None
+                        raise failure
                     return await self._asend_once(session, request, settings)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -17,6 +17,10 @@ from airflow_provider_camb.api import TextToVoiceStatus
 from airflow_provider_camb.exceptions import CambError
 from airflow_provider_camb.hooks.camb import CambHook
 
+#: Polls start on slots of the loop clock this far apart: every wake-up of the loop costs CPU
+#: (about 0.15 ms on a VM), so the triggers due in one slot wake the loop once, not once each.
+POLL_SLOT = 0.05
+
 #: Event statuses of our own, besides CAMB's terminal statuses.
 EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
@@ -35,7 +39,8 @@ class TextToVoiceTrigger(BaseTrigger):
     :param camb_conn_id: The Airflow connection id; the connection is read inside ``run()``.
     :param poll_interval: Seconds between polls.
     :param deadline: Epoch seconds after which the wait ends with a ``timeout`` event; None waits for ever.
-    :param wait_before_first_poll: Wait one interval (plus a random phase) before the first poll.
+    :param wait_before_first_poll: Wait one interval before the first poll. Either way the first poll
+        also waits a random phase of up to one interval, so triggers started together do not poll in lockstep.
     """
 
     def __init__(
@@ -91,7 +96,8 @@ class TextToVoiceTrigger(BaseTrigger):
         hook = CambHook(self.camb_conn_id)
         polls, last, unknown_seen = 0, None, set[str]()
         phase = random.uniform(0, self.poll_interval)
-        next_poll = loop.time() + (self.poll_interval if self.wait_before_first_poll else 0.0) + phase
+        first_poll = loop.time() + (self.poll_interval if self.wait_before_first_poll else 0.0) + phase
+        next_poll = math.ceil(first_poll / POLL_SLOT) * POLL_SLOT  # triggers due in one slot share a wake-up
         try:
             async with hook.async_session():
                 while True:
