@@ -1,0 +1,188 @@
+"""Shared helpers: the stand-in in its own process, worker environments, memory readings, statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+TMP = RESULTS / "tmp"  # git-ignored scratch space: worker logs, data files, the Airflow home
+PYTHON = sys.executable
+
+_ANNOUNCED = re.compile(r"^(CAMB stand-in API|CAMB stand-in previews|API key):\s+(\S+)$")
+
+
+class StandIn:
+    """``python -m airflow_provider_camb.testing`` in a child process, on an ephemeral loopback port."""
+
+    def __init__(self, *args: str, log_name: str = "standin") -> None:
+        TMP.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = open(TMP / f"{log_name}.log", "wb")  # noqa: SIM115  # closed in stop()
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "airflow_provider_camb.testing", "--host", "127.0.0.1", "--port", "0", "--no-record", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=REPO,
+            env=worker_env(),
+            text=True,
+        )
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        assert self.process.stdout is not None
+        while len(found) < 3:
+            line = self.process.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"The stand-in did not start; see {TMP / f'{log_name}.log'}")
+            match = _ANNOUNCED.match(line.strip())
+            if match:
+                found[match.group(1)] = match.group(2)
+        self.api_url = found["CAMB stand-in API"]
+        self.preview_url = found["CAMB stand-in previews"]
+        self.api_key = found["API key"]
+
+    def camb_connection(self, host: str | None = None) -> str:
+        """``AIRFLOW_CONN_CAMB_DEFAULT`` for this stand-in (or for ``host``, a proxy in front of it)."""
+        return json.dumps({"conn_type": "camb", "host": host or self.api_url, "password": self.api_key})
+
+    def http_connection(self, host: str | None = None) -> str:
+        """``AIRFLOW_CONN_HTTP_CAMB``: the same server as a plain ``http`` connection (the peer's)."""
+        return json.dumps({"conn_type": "http", "host": host or self.api_url, "extra": {"x-api-key": self.api_key}})
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used by the stand-in process so far."""
+        import psutil
+
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> StandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment of every child: a private Airflow home under results/tmp, never the developer's."""
+    home = TMP / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux: /proc; elsewhere psutil)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def open_fds() -> int:
+    """How many file descriptors this process holds (sockets included); -1 where unknown."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
+def max_rss_bytes() -> int:
+    """Peak RSS of this process (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS (Linux ``clear_refs``); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats rounded to ``digits`` significant digits, recursively, so the committed JSON stays small."""
+    if isinstance(value, float):
+        if not math.isfinite(value) or value == 0:
+            return None if not math.isfinite(value) else 0.0
+        return round(value, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
+    if isinstance(value, dict):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(item, digits) for item in value]
+    return value
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rounded(payload), indent=1, sort_keys=False) + "\n")
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    import platform
+
+    import aiohttp
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "provider_modified": bool(git("status", "--porcelain", "--", "airflow_provider_camb")),
+        "provider_path": os.environ.get("CAMB_BENCH_PROVIDER_PATH") or None,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "aiohttp": aiohttp.__version__,
+    }
