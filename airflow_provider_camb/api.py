@@ -1,4 +1,4 @@
-"""What the CAMB text-to-voice API says, in one place.
+"""What the CAMB API says, in one place.
 
 Builds every request (validating input before anything is sent), and turns every raw reply into
 a typed result or a typed error. The hook's sync (requests) and async (aiohttp) transports both
@@ -29,6 +29,7 @@ from airflow_provider_camb.exceptions import (
     CambTaskFailedError,
     CambValidationError,
 )
+from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind, kind_of
 
 DEFAULT_BASE_URL = "https://client.camb.ai/apis"
 DEFAULT_TIMEOUT = 60.0
@@ -55,14 +56,15 @@ class TaskStatus:
 
 
 @dataclass(frozen=True)
-class TextToVoiceStatus:
-    """One status reply of ``GET /text-to-voice/{task_id}``."""
+class CambTaskStatus:
+    """One status reply of ``GET /{kind}/{task_id}``: the same object for every CAMB task kind."""
 
     task_id: str
     status: str
     run_id: int | None = None
     message: str | dict[str, Any] | None = None
     exception_reason: str | None = None
+    kind: str = TEXT_TO_VOICE.name
 
     @property
     def is_terminal(self) -> bool:
@@ -74,29 +76,32 @@ class TextToVoiceStatus:
 
     def run_id_or_raise(self) -> int:
         """Return the run id of a successful task; raise the error that explains any other end."""
+        kind = kind_of(self.kind)
+        task = f"CAMB {kind.label} task {self.task_id!r}"
         if self.status == TaskStatus.SUCCESS:
             if self.run_id is None:
                 raise CambResponseError(
-                    f"CAMB task {self.task_id!r} reports SUCCESS but gave no run_id, so its voices "
-                    "cannot be fetched. Check the task again later or contact CAMB.AI support."
+                    f"{task} reports SUCCESS but gave no run_id, so its result cannot be fetched. "
+                    "Check the task again later or contact CAMB.AI support."
                 )
             return self.run_id
         details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
         if self.status == TaskStatus.PAYMENT_REQUIRED:
             raise CambPaymentRequiredError(
-                f"CAMB task {self.task_id!r} ended with PAYMENT_REQUIRED {details}: the CAMB.AI "
+                f"{task} ended with PAYMENT_REQUIRED {details}: the CAMB.AI "
                 "account is out of credits. Add credits, then run the task again; retrying now cannot help."
             )
         if self.status == TaskStatus.TIMEOUT:
             advice = "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
         elif self.status == TaskStatus.ERROR:
-            advice = (
-                "Review the inputs (text and voice description) and run it again; "
-                "contact CAMB.AI support with the task id if they look right."
-            )
+            advice = kind.error_advice
         else:
-            raise ValueError(f"CAMB task {self.task_id!r} has not finished (status {self.status!r}).")
-        raise CambTaskFailedError(f"CAMB task {self.task_id!r} ended with status {self.status} {details}. {advice}")
+            raise ValueError(f"{task} has not finished (status {self.status!r}).")
+        raise CambTaskFailedError(f"{task} ended with status {self.status} {details}. {advice}")
+
+
+#: The name 0.1.0 gave the status of a text-to-voice task; the same class serves every kind.
+TextToVoiceStatus = CambTaskStatus
 
 
 @dataclass(frozen=True)
@@ -276,16 +281,24 @@ def create_text_to_voice_request(
     return ApiRequest("POST", "/text-to-voice", "creating a text-to-voice task", json=body)
 
 
-def status_request(task_id: object) -> ApiRequest:
-    """``GET /text-to-voice/{task_id}``."""
+def status_request(kind: str | CambKind, task_id: object) -> ApiRequest:
+    """``GET /{kind}/{task_id}``."""
+    camb_kind = kind_of(kind)
     task_id = check_task_id(task_id)
-    return ApiRequest("GET", f"/text-to-voice/{_path_segment(task_id)}", f"reading the status of CAMB task {task_id!r}")
+    return ApiRequest(
+        "GET",
+        camb_kind.status_path(_path_segment(task_id)),
+        f"reading the status of CAMB {camb_kind.label} task {task_id!r}",
+    )
 
 
-def result_request(run_id: object) -> ApiRequest:
-    """``GET /text-to-voice-result/{run_id}``."""
+def result_request(kind: str | CambKind, run_id: object, params: dict[str, str] | None = None) -> ApiRequest:
+    """``GET /{result path}/{run_id}`` of a kind (e.g. ``/text-to-voice-result/{run_id}``)."""
+    camb_kind = kind_of(kind)
     run = check_run_id(run_id)
-    return ApiRequest("GET", f"/text-to-voice-result/{run}", f"fetching the previews of CAMB run {run}")
+    return ApiRequest(
+        "GET", camb_kind.result_url_path(run), f"fetching the result of CAMB {camb_kind.label} run {run}", params=params
+    )
 
 
 def source_languages_request() -> ApiRequest:
@@ -405,17 +418,18 @@ def _unreadable(what: str, problem: str) -> CambResponseError:
     return CambResponseError(f"CAMB's reply to {what} is not in the documented shape: {problem}.")
 
 
-def parse_task_id(body: Any) -> str:
+def parse_task_id(body: Any, kind: str | CambKind = TEXT_TO_VOICE) -> str:
     """The ``task_id`` of a create reply."""
     task_id = body.get("task_id") if isinstance(body, dict) else None
     if not isinstance(task_id, (str, int)) or isinstance(task_id, bool) or not str(task_id).strip():
-        raise _unreadable("creating a text-to-voice task", f"no task_id in {str(body)[:200]!r}")
+        raise _unreadable(f"creating a {kind_of(kind).label} task", f"no task_id in {str(body)[:200]!r}")
     return str(task_id)
 
 
-def parse_status(body: Any, task_id: str) -> TextToVoiceStatus:
-    """A status reply; unknown fields are ignored, unknown status strings pass through."""
-    what = f"reading the status of CAMB task {task_id!r}"
+def parse_status(body: Any, task_id: str, kind: str | CambKind = TEXT_TO_VOICE) -> CambTaskStatus:
+    """A status reply of any kind; unknown fields are ignored, unknown status strings pass through."""
+    camb_kind = kind_of(kind)
+    what = f"reading the status of CAMB {camb_kind.label} task {task_id!r}"
     if not isinstance(body, dict):
         raise _unreadable(what, f"expected a JSON object, got {type(body).__name__}")
     status = body.get("status")
@@ -434,18 +448,19 @@ def parse_status(body: Any, task_id: str) -> TextToVoiceStatus:
     reason = body.get("exception_reason")
     if reason is not None and not isinstance(reason, str):
         reason = json.dumps(reason)
-    return TextToVoiceStatus(
+    return CambTaskStatus(
         task_id=task_id,
         status=status.strip().upper(),
         run_id=run_id,
         message=message,
         exception_reason=reason,
+        kind=camb_kind.name,
     )
 
 
 def parse_previews(body: Any, run_id: int) -> list[str]:
     """The preview URLs of a result reply; a result without previews is an error."""
-    what = f"fetching the previews of CAMB run {run_id}"
+    what = result_request(TEXT_TO_VOICE, run_id).what
     previews = body.get("previews") if isinstance(body, dict) else None
     if not isinstance(previews, list) or not all(isinstance(url, str) for url in previews):
         raise _unreadable(what, "no list of preview URLs")

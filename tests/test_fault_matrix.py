@@ -179,7 +179,7 @@ CASES: dict[str, Case] = {
         during_wait=inject("not_found", 1),
         finish=None,
         states=WAIT_FAILED,
-        logged=("CAMB found nothing while reading the status of CAMB task",),
+        logged=("CAMB found nothing while reading the status of CAMB text-to-voice task",),
     ),
     "task_error": Case(
         doc="| the task ends with ERROR | the sensor fails naming the task, its `exception_reason` and advice "
@@ -408,7 +408,7 @@ def test_a_revoked_key_burns_no_retries(outcome: Outcome) -> None:
 
 @pytest.mark.parametrize("outcome", ["not_found"], indirect=True)
 def test_a_missing_task_is_named_in_the_failure(outcome: Outcome) -> None:
-    assert f"CAMB found nothing while reading the status of CAMB task '{outcome.camb_task_id}'" in outcome.output
+    assert f"CAMB found nothing while reading the status of CAMB text-to-voice task '{outcome.camb_task_id}'" in outcome.output
 
 
 @pytest.mark.parametrize("outcome", ["slow_reply"], indirect=True)

@@ -47,8 +47,8 @@ DESCRIPTION = (
     "with a gentle and friendly tone suited to bedtime stories."
 )
 REQUESTS: list[ApiRequest] = [
-    status_request("task-1"),
-    result_request(7),
+    status_request("text-to-voice", "task-1"),
+    result_request("text-to-voice", 7),
     source_languages_request(),
     create_text_to_voice_request("Hello there.", DESCRIPTION),
 ]

@@ -407,7 +407,7 @@ def test_a_connection_without_a_key_is_refused_before_any_request(
 
 def test_a_task_id_like_dot_dot_slash_x_stays_inside_its_path(camb_connection: Any) -> None:
     """``../x`` is sent encoded (CAMB task ids are opaque strings): it reaches the status endpoint, no other."""
-    with pytest.raises(CambNotFoundError, match=r"CAMB task '\.\./x'"):
+    with pytest.raises(CambNotFoundError, match=r"CAMB text-to-voice task '\.\./x'"):
         CambHook().get_text_to_voice_status("../x")
     (request,) = camb_connection.requests()
     assert (request.endpoint, request.path_id) == ("status", "../x")

@@ -73,7 +73,7 @@ def test_error_and_timeout_fail_with_the_reason_and_are_retried(run_dag, camb_co
     assert result.tries["wait"] == 2  # Airflow's retries apply: a new attempt may help
     output = capfd.readouterr()
     text = output.out + output.err
-    assert f"CAMB task '{task_id}' ended with status {outcome}" in text
+    assert f"CAMB text-to-voice task '{task_id}' ended with status {outcome}" in text
     assert "PROCESSING_ERROR" in text and advice in text
 
 

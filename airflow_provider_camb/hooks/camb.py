@@ -1,4 +1,4 @@
-"""CambHook: the ``camb`` connection type and every call to the CAMB.AI text-to-voice API."""
+"""CambHook: the ``camb`` connection type and every call to the CAMB.AI API."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from airflow_provider_camb.api import (
     DEFAULT_BASE_URL,
     ApiRequest,
     CambSettings,
+    CambTaskStatus,
     DownloadedPreview,
-    TextToVoiceStatus,
     check_run_id,
     classify_reply,
     create_text_to_voice_request,
@@ -44,6 +44,7 @@ from airflow_provider_camb.api import (
 from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
+from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind
 
 #: The connection form, declared once: Airflow 3 reads it from the provider info, Airflow 2 from the hook.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -262,28 +263,40 @@ class CambHook(BaseHook):
         self.log.info("Created CAMB text-to-voice task %s.", task_id)
         return task_id
 
-    def get_text_to_voice_status(self, task_id: str) -> TextToVoiceStatus:
-        """The current status of a CAMB text-to-voice task."""
-        return parse_status(self._send(status_request(task_id)), task_id)
+    def get_task_status(self, kind: str | CambKind, task_id: str) -> CambTaskStatus:
+        """The current status of a CAMB task of any kind (``GET /{kind}/{task_id}``)."""
+        return parse_status(self._send(status_request(kind, task_id)), task_id, kind)
 
-    async def aget_text_to_voice_status(self, task_id: str, *, retry_until: float | None = None) -> TextToVoiceStatus:
-        """The current status, without blocking the loop.
+    async def aget_task_status(
+        self, kind: str | CambKind, task_id: str, *, retry_until: float | None = None
+    ) -> CambTaskStatus:
+        """The current status of a CAMB task of any kind, without blocking the loop.
 
+        :param kind: The CAMB task kind, e.g. ``"tts"``.
         :param task_id: The CAMB task id.
         :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
             instead of the connection's retry count.
         """
-        return parse_status(await self._asend(status_request(task_id), retry_until=retry_until), task_id)
+        request = status_request(kind, task_id)
+        return parse_status(await self._asend(request, retry_until=retry_until), task_id, kind)
+
+    def get_text_to_voice_status(self, task_id: str) -> CambTaskStatus:
+        """The current status of a CAMB text-to-voice task."""
+        return self.get_task_status(TEXT_TO_VOICE, task_id)
+
+    async def aget_text_to_voice_status(self, task_id: str, *, retry_until: float | None = None) -> CambTaskStatus:
+        """The current status of a CAMB text-to-voice task, without blocking the loop."""
+        return await self.aget_task_status(TEXT_TO_VOICE, task_id, retry_until=retry_until)
 
     def get_text_to_voice_result(self, run_id: int | str) -> list[str]:
         """The preview URLs (the generated sample voices) of a successful run."""
         run = check_run_id(run_id)
-        return parse_previews(self._send(result_request(run)), run)
+        return parse_previews(self._send(result_request(TEXT_TO_VOICE, run)), run)
 
     async def aget_text_to_voice_result(self, run_id: int | str) -> list[str]:
         """The preview URLs of a run, without blocking the loop."""
         run = check_run_id(run_id)
-        return parse_previews(await self._asend(result_request(run)), run)
+        return parse_previews(await self._asend(result_request(TEXT_TO_VOICE, run)), run)
 
     def list_source_languages(self) -> list[Any]:
         """The languages CAMB accepts (a free, authenticated read)."""
