@@ -10,20 +10,20 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
-import secrets
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import unquote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
 
+from airflow_provider_camb._storage import (
+    destination_folder,
+    local_copy,
+    media_extension,
+    write_atomically,
+)
 from airflow_provider_camb._waiting import (
     CambWaitTimeoutError,
     check_once,
@@ -47,75 +47,15 @@ __all__ = [
     "TextToVoiceResultOperator",
 ]
 
-_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-_COPY_CHUNK = 1024 * 1024
-
-#: File extensions of the audio types CAMB (or a storage host in front of it) may send.
-AUDIO_EXTENSIONS: dict[str, str] = {
-    "audio/wav": "wav",
-    "audio/wave": "wav",
-    "audio/x-wav": "wav",
-    "audio/vnd.wave": "wav",
-    "audio/x-pn-wav": "wav",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/mpeg3": "mp3",
-    "audio/x-mpeg-3": "mp3",
-    "audio/flac": "flac",
-    "audio/x-flac": "flac",
-    "audio/ogg": "ogg",
-    "audio/vorbis": "ogg",
-    "application/ogg": "ogg",
-    "audio/opus": "opus",
-    "audio/aac": "aac",
-    "audio/x-aac": "aac",
-    "audio/mp4": "m4a",
-    "audio/m4a": "m4a",
-    "audio/x-m4a": "m4a",
-    "audio/webm": "webm",
-    "audio/aiff": "aiff",
-    "audio/x-aiff": "aiff",
-    "audio/basic": "au",
-}
-_SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,8}")
-
 
 def preview_extension(content_type: str | None, url: str) -> str:
     """The file extension of a preview: from its Content-Type, else from its URL's path, else ``bin``."""
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type in AUDIO_EXTENSIONS:
-        return AUDIO_EXTENSIONS[media_type]
-    try:
-        suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix[1:].lower()
-    except ValueError:
-        suffix = ""
-    return suffix if _SAFE_EXTENSION.fullmatch(suffix) else "bin"
+    return media_extension(content_type, url)
 
 
 def preview_file_name(run_id: int, index: int, extension: str) -> str:
     """The stable name of a downloaded preview: ``camb_run_<run_id>_preview_<index>.<ext>`` (index from 0)."""
     return f"camb_run_{run_id}_preview_{index}.{extension}"
-
-
-def _storage_path(location: object, name: str) -> ObjectStoragePath:
-    """A local path or object storage URI as an ``ObjectStoragePath`` whose filesystem is usable."""
-    if not isinstance(location, ObjectStoragePath) and not (
-        isinstance(location, (str, os.PathLike)) and os.fspath(location).strip()
-    ):
-        raise CambInputError(f"{name} must be a local path or an object storage URI, got {location!r}.")
-    try:
-        path = location if isinstance(location, ObjectStoragePath) else ObjectStoragePath(os.fspath(location))
-        path.fs  # noqa: B018  # an unknown scheme or a missing fsspec package fails here, before any request
-    except (ValueError, TypeError, ImportError) as error:
-        raise CambInputError(
-            f"{name} {str(location)!r} cannot be used: {error}. Install the provider of that storage "
-            "(e.g. apache-airflow-providers-amazon for s3://) or use a local folder."
-        ) from error
-    return path
-
-
-def _is_local(path: ObjectStoragePath) -> bool:
-    return str(path.protocol) in _LOCAL_PROTOCOLS
 
 
 def _digits(value: object) -> int | None:
@@ -281,38 +221,18 @@ class TextToVoiceResultOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         run_id = check_run_id(self.run_id)
-        folder = self._folder()
+        folder = destination_folder(self.destination)
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
         return [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
 
-    def _folder(self) -> ObjectStoragePath:
-        folder = _storage_path(self.destination, "destination")
-        if _is_local(folder):
-            local = Path(str(folder.path))
-            if local.exists() and not local.is_dir():
-                raise CambInputError(f"destination {str(folder)!r} exists and is not a folder.")
-            try:
-                local.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise CambInputError(f"Cannot create the destination folder {str(folder)!r}: {error}") from error
-        return folder  # object stores have no folders to create
-
     def _save(self, url: str, folder: ObjectStoragePath, run_id: int, index: int) -> dict[str, Any]:
-        stem = f"camb_run_{run_id}_preview_{index}"
-        part = folder / f".{stem}.part-{secrets.token_hex(8)}"
-        try:
-            with part.open("wb") as file:  # type: ignore[no-untyped-call]
-                preview = self.hook.download_preview(url, file)
-            final = folder / preview_file_name(run_id, index, preview_extension(preview.content_type, url))
-            if _is_local(folder):
-                os.replace(str(part.path), str(final.path))  # atomic: readers see the old file or the new one
-            else:
-                part.rename(final)  # object stores: the final object appears whole, or not at all
-        except BaseException:
-            with suppress(OSError):
-                part.unlink()
-            raise
+        final, preview = write_atomically(
+            folder,
+            f"camb_run_{run_id}_preview_{index}",
+            lambda file: self.hook.download_preview(url, file),
+            lambda preview: preview_file_name(run_id, index, preview_extension(preview.content_type, url)),
+        )
         self.log.info(
             "Saved preview %d of CAMB run %s from %s to %s (%d bytes, %s, sha256 %s).",
             index,
@@ -402,7 +322,7 @@ class CambCreateCustomVoiceOperator(BaseOperator):
         language = _whole_number("language", self.language, optional=True)
         run_id = None if self.run_id is None else check_run_id(self.run_id)
         location = self._chosen_location()
-        with _local_copy(location) as audio:
+        with local_copy(location, "preview") as audio:
             self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
             return self.hook.create_custom_voice(
                 audio,
@@ -454,26 +374,3 @@ def _preview_list(previews: object) -> list[Any]:
             f"got {str(previews)[:200]!r}."
         )
     return list(previews)
-
-
-@contextmanager
-def _local_copy(location: str) -> Iterator[str]:
-    """A local path of ``location``: itself when local, else a temporary copy removed on exit."""
-    if "://" not in location:
-        yield location
-        return
-    path = _storage_path(location, "preview")
-    if _is_local(path):
-        yield str(path.path)
-        return
-    try:
-        exists = path.is_file()
-    except OSError:
-        exists = False
-    if not exists:
-        raise CambInputError(f"The preview {location!r} does not exist.")
-    with tempfile.TemporaryDirectory(prefix="camb-voice-") as folder:
-        local = os.path.join(folder, path.name or "preview.bin")
-        with path.open("rb") as source, open(local, "wb") as target:  # type: ignore[no-untyped-call]
-            shutil.copyfileobj(source, target, _COPY_CHUNK)
-        yield local

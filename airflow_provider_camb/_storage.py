@@ -1,0 +1,159 @@
+"""Where result operators write: local folders or object storage, each file whole or not at all.
+
+Every result operator (text-to-voice previews, speech, dubbing, sound) writes through
+``write_atomically``: the bytes go to a hidden temporary name in the target folder and are moved to
+the final name only when complete; on any failure the temporary file is removed. So no reader ever
+sees a partial file under a final name, and a rerun replaces a file with the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+from typing import IO, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_camb.exceptions import CambInputError
+
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_COPY_CHUNK = 1024 * 1024
+
+#: File extensions of the media types CAMB (or a storage host in front of it) may send.
+MEDIA_EXTENSIONS: dict[str, str] = {
+    "audio/wav": "wav",
+    "audio/wave": "wav",
+    "audio/x-wav": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/x-pn-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mpeg3": "mp3",
+    "audio/x-mpeg-3": "mp3",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/ogg": "ogg",
+    "audio/vorbis": "ogg",
+    "application/ogg": "ogg",
+    "audio/opus": "opus",
+    "audio/aac": "aac",
+    "audio/x-aac": "aac",
+    "audio/mp4": "m4a",
+    "audio/m4a": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/webm": "webm",
+    "audio/aiff": "aiff",
+    "audio/x-aiff": "aiff",
+    "audio/basic": "au",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "application/json": "json",
+}
+#: The name 0.1.0 gave the table.
+AUDIO_EXTENSIONS = MEDIA_EXTENSIONS
+_SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,8}")
+
+T = TypeVar("T")
+
+
+def media_extension(content_type: str | None, url: str = "") -> str:
+    """The file extension of a media file: from its Content-Type, else from its URL's path, else ``bin``."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type in MEDIA_EXTENSIONS:
+        return MEDIA_EXTENSIONS[media_type]
+    try:
+        suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix[1:].lower()
+    except ValueError:
+        suffix = ""
+    return suffix if _SAFE_EXTENSION.fullmatch(suffix) else "bin"
+
+
+def storage_path(location: object, name: str) -> ObjectStoragePath:
+    """A local path or object storage URI as an ``ObjectStoragePath`` whose filesystem is usable."""
+    if not isinstance(location, ObjectStoragePath) and not (
+        isinstance(location, (str, os.PathLike)) and os.fspath(location).strip()
+    ):
+        raise CambInputError(f"{name} must be a local path or an object storage URI, got {location!r}.")
+    try:
+        path = location if isinstance(location, ObjectStoragePath) else ObjectStoragePath(os.fspath(location))
+        path.fs  # noqa: B018  # an unknown scheme or a missing fsspec package fails here, before any request
+    except (ValueError, TypeError, ImportError) as error:
+        raise CambInputError(
+            f"{name} {str(location)!r} cannot be used: {error}. Install the provider of that storage "
+            "(e.g. apache-airflow-providers-amazon for s3://) or use a local folder."
+        ) from error
+    return path
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return str(path.protocol) in _LOCAL_PROTOCOLS
+
+
+def destination_folder(location: object, name: str = "destination") -> ObjectStoragePath:
+    """The folder to write results to; a local one is created (object stores have no folders to create)."""
+    folder = storage_path(location, name)
+    if is_local(folder):
+        local = Path(str(folder.path))
+        if local.exists() and not local.is_dir():
+            raise CambInputError(f"{name} {str(folder)!r} exists and is not a folder.")
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CambInputError(f"Cannot create the {name} folder {str(folder)!r}: {error}") from error
+    return folder
+
+
+def write_atomically(
+    folder: ObjectStoragePath, stem: str, write: Callable[[IO[bytes]], T], final_name: Callable[[T], str]
+) -> tuple[ObjectStoragePath, T]:
+    """Write a file whole or not at all: ``write`` fills a temporary file, ``final_name(result)`` names it.
+
+    Returns the final path and what ``write`` returned. On any failure the temporary file is removed
+    and the error goes on; a file already under the final name is left as it was.
+    """
+    part = folder / f".{stem}.part-{secrets.token_hex(8)}"
+    try:
+        with part.open("wb") as file:  # type: ignore[no-untyped-call]
+            result = write(file)
+        final = folder / final_name(result)
+        if is_local(folder):
+            os.replace(str(part.path), str(final.path))  # atomic: readers see the old file or the new one
+        else:
+            part.rename(final)  # object stores: the final object appears whole, or not at all
+    except BaseException:
+        with suppress(OSError):
+            part.unlink()
+        raise
+    return final, result
+
+
+@contextmanager
+def local_copy(location: str, name: str) -> Iterator[str]:
+    """A local path of ``location``: itself when local, else a temporary copy removed on exit."""
+    if "://" not in location:
+        yield location
+        return
+    path = storage_path(location, name)
+    if is_local(path):
+        yield str(path.path)
+        return
+    try:
+        exists = path.is_file()
+    except OSError:
+        exists = False
+    if not exists:
+        raise CambInputError(f"The {name} {location!r} does not exist.")
+    with tempfile.TemporaryDirectory(prefix="camb-") as folder:
+        local = os.path.join(folder, path.name or f"{name}.bin")
+        with path.open("rb") as source, open(local, "wb") as target:  # type: ignore[no-untyped-call]
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
+        yield local
