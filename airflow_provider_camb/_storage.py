@@ -77,14 +77,23 @@ def media_extension(content_type: str | None, url: str = "") -> str:
     return suffix if _SAFE_EXTENSION.fullmatch(suffix) else "bin"
 
 
-def storage_path(location: object, name: str) -> ObjectStoragePath:
-    """A local path or object storage URI as an ``ObjectStoragePath`` whose filesystem is usable."""
+def storage_path(location: object, name: str, *, conn_id: str | None = None) -> ObjectStoragePath:
+    """A local path or object storage URI as an ``ObjectStoragePath`` whose filesystem is usable.
+
+    ``conn_id`` names the Airflow connection that reaches the storage (e.g. an ``aws`` connection);
+    without it, a ``scheme://conn_id@bucket/path`` URI names one, else the storage's own defaults apply.
+    """
     if not isinstance(location, ObjectStoragePath) and not (
         isinstance(location, (str, os.PathLike)) and os.fspath(location).strip()
     ):
         raise CambInputError(f"{name} must be a local path or an object storage URI, got {location!r}.")
     try:
-        path = location if isinstance(location, ObjectStoragePath) else ObjectStoragePath(os.fspath(location))
+        if isinstance(location, ObjectStoragePath):
+            path = location
+        elif conn_id:
+            path = ObjectStoragePath(os.fspath(location), conn_id=conn_id)
+        else:
+            path = ObjectStoragePath(os.fspath(location))
         path.fs  # noqa: B018  # an unknown scheme or a missing fsspec package fails here, before any request
     except (ValueError, TypeError, ImportError) as error:
         raise CambInputError(
@@ -98,9 +107,9 @@ def is_local(path: ObjectStoragePath) -> bool:
     return str(path.protocol) in _LOCAL_PROTOCOLS
 
 
-def destination_folder(location: object, name: str = "destination") -> ObjectStoragePath:
+def destination_folder(location: object, name: str = "destination", *, conn_id: str | None = None) -> ObjectStoragePath:
     """The folder to write results to; a local one is created (object stores have no folders to create)."""
-    folder = storage_path(location, name)
+    folder = storage_path(location, name, conn_id=conn_id)
     if is_local(folder):
         local = Path(str(folder.path))
         if local.exists() and not local.is_dir():
@@ -137,12 +146,12 @@ def write_atomically(
 
 
 @contextmanager
-def local_copy(location: str, name: str) -> Iterator[str]:
+def local_copy(location: str, name: str, *, conn_id: str | None = None) -> Iterator[str]:
     """A local path of ``location``: itself when local, else a temporary copy removed on exit."""
     if "://" not in location:
         yield location
         return
-    path = storage_path(location, name)
+    path = storage_path(location, name, conn_id=conn_id)
     if is_local(path):
         yield str(path.path)
         return
