@@ -1,33 +1,65 @@
-"""Waiting for a CAMB text-to-voice task: the pieces every waiter shares (operator now, sensor later).
+"""Waiting for a CAMB task of any kind: the one waiting path of every sensor and every waiting operator.
 
-One check before deferring, the trigger to defer to, a worker-side polling loop, and the one way
-every wait ends (``finish``): the run id (also pushed as XCom ``run_id``) or the typed error that
-explains the end. Whoever waits (``TextToVoiceOperator(wait_for_completion=True)`` or
-``TextToVoiceStatusSensor``) gets the same outcome on every path.
+``wait_or_defer`` checks once, finishes at once if the task is already terminal, else defers to
+``CambTaskTrigger``; ``resume`` turns the trigger's event into the same outcome; ``poll_until_terminal``
+is the worker-side loop. Every path ends in ``finish``: the run id (also pushed as XCom ``run_id``),
+or the typed error that explains the end. With ``end_from_trigger`` a SUCCESS ends in the triggerer
+itself, with the same XComs, and no worker resumes the task.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
-from airflow_provider_camb.api import TextToVoiceStatus
-from airflow_provider_camb.exceptions import CambError, CambInputError
+from airflow_provider_camb.api import CambTaskStatus
+from airflow_provider_camb.exceptions import CambError, CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.triggers.text_to_voice import EVENT_TIMEOUT, TextToVoiceTrigger, status_from_event
+from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.triggers.camb_task import (
+    EVENT_TIMEOUT,
+    CambTaskTrigger,
+    deadline_message,
+    status_from_event,
+)
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import BaseTrigger, Context
+
+__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT", "CambWaitTimeoutError"]
+
+DEFAULT_POLL_INTERVAL = 5.0
+#: The longest wait of every sensor and waiting operator unless told otherwise. CAMB ends its own
+#: stuck tasks with TIMEOUT; this is the safety net above that.
+DEFAULT_TIMEOUT = timedelta(hours=24)
 
 
-class CambWaitTimeoutError(CambError, AirflowFailException):
-    """The CAMB task did not finish within the waiter's ``timeout``; fails without retries.
+class Waiter(Protocol):
+    """What a waiting operator or sensor offers the waiting path (see ``CambTaskSensor``)."""
 
-    Retrying would create (and pay for) another CAMB task while the first may still finish.
-    """
+    camb_conn_id: str
+    poll_interval: float
+    end_from_trigger: bool
+    execution_timeout: timedelta | None
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def log(self) -> Any: ...
+
+    @property
+    def hook(self) -> CambHook: ...
+
+    @property
+    def wait_timeout(self) -> float: ...
+
+    def waited_task_id(self, context: Context) -> str: ...
+
+    def defer(
+        self, *, trigger: BaseTrigger, method_name: str, kwargs: dict[str, Any] | None = ..., timeout: Any = ...
+    ) -> NoReturn: ...
 
 
 def seconds(value: float | timedelta, name: str) -> float:
@@ -39,76 +71,91 @@ def seconds(value: float | timedelta, name: str) -> float:
     return float(value)
 
 
-def check_once(hook: CambHook, camb_task_id: str, log: Any) -> TextToVoiceStatus | None:
+def check_once(hook: CambHook, kind: str, camb_task_id: str, log: Any) -> CambTaskStatus | None:
     """One status check; None when a passing fault outlasted the hook's retries (the wait goes on)."""
     try:
-        status = hook.get_text_to_voice_status(camb_task_id)
+        status = hook.get_task_status(kind, camb_task_id)
     except CambError as error:
         if not error.transient:
             raise
         log.warning("Could not check CAMB task %s (%s); waiting on.", camb_task_id, error)
         return None
-    log.info("CAMB task %s is %s.", camb_task_id, status.status)
+    log.info("CAMB %s task %s is %s.", kind_of(kind).label, camb_task_id, status.status)
     return status
 
 
-def trigger_for(camb_task_id: str, camb_conn_id: str, poll_interval: float, timeout: float) -> TextToVoiceTrigger:
-    """The trigger to defer to: first poll one interval from now, a deadline ``timeout`` seconds away."""
-    return TextToVoiceTrigger(
+def trigger_for(waiter: Waiter, camb_task_id: str) -> CambTaskTrigger:
+    """The trigger to defer to: first poll one interval from now, a deadline ``wait_timeout`` seconds away."""
+    return CambTaskTrigger(
+        kind=waiter.kind,
         camb_task_id=camb_task_id,
-        camb_conn_id=camb_conn_id,
-        poll_interval=poll_interval,
-        deadline=time.time() + timeout,
+        camb_conn_id=waiter.camb_conn_id,
+        poll_interval=waiter.poll_interval,
+        deadline=time.time() + waiter.wait_timeout,
         wait_before_first_poll=True,
+        end_from_trigger=waiter.end_from_trigger,
     )
 
 
-def timeout_error(camb_task_id: str, waiter: str, timeout: float, detail: str | None = None) -> CambWaitTimeoutError:
-    what = detail or f"CAMB task {camb_task_id!r} did not finish before the deadline"
+def wait_or_defer(waiter: Waiter, context: Context, camb_task_id: str) -> int:
+    """Check once: finish now if the task is already done (so no trigger can race), else defer."""
+    status = check_once(waiter.hook, waiter.kind, camb_task_id, waiter.log)
+    if status is not None and status.is_terminal:
+        return finish(status, context)
+    waiter.defer(
+        trigger=trigger_for(waiter, camb_task_id), method_name="execute_complete", timeout=waiter.execution_timeout
+    )
+
+
+def resume(waiter: Waiter, context: Context, event: dict[str, Any] | str) -> int:
+    """After the trigger fired: the same outcome as when the task was already done; nothing is created again.
+
+    A task-end event reaches a worker only where no triggerer handles it (``dag.test()`` hands its
+    payload, ``"success"``, to the task): its XComs are lost there, so the status is read once more.
+    """
+    if not isinstance(event, dict):
+        camb_task_id = waiter.waited_task_id(context)
+        waiter.log.info("The trigger ended the wait (%s); reading CAMB task %s once more.", event, camb_task_id)
+        return finish(poll_until_terminal(waiter, camb_task_id), context)
+    status = status_from_event(event)
+    if status.status == EVENT_TIMEOUT:
+        detail = status.message if isinstance(status.message, str) else None
+        raise timeout_error(waiter, status.task_id, detail)
+    waiter.log.info("CAMB task %s ended with %s after %s polls.", status.task_id, status.status, event.get("polls"))
+    return finish(status, context)
+
+
+def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> CambWaitTimeoutError:
+    """The one error of every wait that ran out of time, whichever path noticed it."""
+    what = detail or deadline_message(waiter.kind, camb_task_id, polled=False)
     return CambWaitTimeoutError(
-        f"{what}. {waiter}'s timeout is {timedelta(seconds=timeout)}; raise it if voices take longer, or check "
-        f"task {camb_task_id!r} with CAMB.AI (a new attempt would create a new, paid task)."
+        f"{what}. {type(waiter).__name__}'s timeout is {timedelta(seconds=waiter.wait_timeout)}; raise it if tasks "
+        f"take longer, or check task {camb_task_id!r} with CAMB.AI (a new attempt would create a new, paid task)."
     )
 
 
-def poll_until_terminal(
-    hook: CambHook, camb_task_id: str, *, poll_interval: float, timeout: float, waiter: str, log: Any
-) -> TextToVoiceStatus:
+def poll_until_terminal(waiter: Waiter, camb_task_id: str) -> CambTaskStatus:
     """Check now, then every ``poll_interval`` seconds (``time.sleep``) until a terminal status.
 
     Passing faults are logged and the wait goes on; permanent ones (401/403, 404) end it. Past
-    ``timeout`` seconds: ``CambWaitTimeoutError``. The last check happens at the deadline itself.
+    ``wait_timeout`` seconds: ``CambWaitTimeoutError``. The last check happens at the deadline itself.
     """
+    timeout = waiter.wait_timeout
     deadline = time.monotonic() + timeout
-    last: TextToVoiceStatus | None = None
+    last: CambTaskStatus | None = None
     while True:
-        status = check_once(hook, camb_task_id, log)
+        status = check_once(waiter.hook, waiter.kind, camb_task_id, waiter.log)
         if status is not None:
             if status.is_terminal:
                 return status
             last = status
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            state = f"last status {last.status}" if last else "no status read"
-            raise timeout_error(
-                camb_task_id,
-                waiter,
-                timeout,
-                f"CAMB task {camb_task_id!r} did not finish before the deadline ({state})",
-            )
-        time.sleep(min(poll_interval, remaining))
+            raise timeout_error(waiter, camb_task_id, deadline_message(waiter.kind, camb_task_id, last))
+        time.sleep(min(waiter.poll_interval, remaining))
 
 
-def status_after_deferral(event: dict[str, Any], *, waiter: str, timeout: float) -> TextToVoiceStatus:
-    """The terminal status a trigger event carries; typed errors for ``error`` and ``timeout`` events."""
-    status = status_from_event(event)
-    if status.status == EVENT_TIMEOUT:
-        detail = status.message if isinstance(status.message, str) else None
-        raise timeout_error(status.task_id, waiter, timeout, detail)
-    return status
-
-
-def finish(status: TextToVoiceStatus, context: Context) -> int:
+def finish(status: CambTaskStatus, context: Context) -> int:
     """The one end of every wait: the run id, also pushed as XCom ``run_id``; or the error that explains the end.
 
     ERROR and TIMEOUT raise ``CambTaskFailedError`` (Airflow's retries apply); PAYMENT_REQUIRED raises

@@ -8,7 +8,7 @@ No message ever contains the API key.
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 
 class CambError(AirflowException):
@@ -88,3 +88,11 @@ class CambConnectionError(CambError):
 
 class CambTaskFailedError(CambError):
     """A CAMB task reached a terminal status other than SUCCESS (ERROR, TIMEOUT, ...)."""
+
+
+class CambWaitTimeoutError(CambError, AirflowSensorTimeout):
+    """The CAMB task did not finish within the waiter's ``timeout``; fails without retries.
+
+    The same error ends every wait that runs out of time, sensor or waiting operator, in every mode.
+    Retrying would create (and pay for) another CAMB task while the first may still finish.
+    """

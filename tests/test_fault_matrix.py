@@ -408,7 +408,10 @@ def test_a_revoked_key_burns_no_retries(outcome: Outcome) -> None:
 
 @pytest.mark.parametrize("outcome", ["not_found"], indirect=True)
 def test_a_missing_task_is_named_in_the_failure(outcome: Outcome) -> None:
-    assert f"CAMB found nothing while reading the status of CAMB text-to-voice task '{outcome.camb_task_id}'" in outcome.output
+    assert (
+        f"CAMB found nothing while reading the status of CAMB text-to-voice task '{outcome.camb_task_id}'"
+        in outcome.output
+    )
 
 
 @pytest.mark.parametrize("outcome", ["slow_reply"], indirect=True)

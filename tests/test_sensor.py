@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
 from airflow_provider_camb.api import TextToVoiceStatus
-from airflow_provider_camb.exceptions import CambResponseError
+from airflow_provider_camb.exceptions import CambResponseError, CambWaitTimeoutError
 
 _ids = itertools.count()
 STARTUP = 8.0  # dag.test() needs ~5 s before a task runs; tasks meant to be seen PENDING outlast that
@@ -91,8 +92,11 @@ def test_our_deadline_is_airflows_sensor_timeout(run_dag, camb_connection, capfd
     task_id = camb_connection.add_task(pending_seconds=120)
     result = run_sensor(run_dag, task_id, MODES[mode] + " timeout=2,", retries=1)
     assert result.task_states == {"wait": "failed"}
+    assert result.tries["wait"] == 1  # a sensor timeout fails without retries
     output = capfd.readouterr()
-    assert "AirflowSensorTimeout" in output.out + output.err
+    assert "CambWaitTimeoutError" in output.out + output.err
+    assert f"CAMB text-to-voice task '{task_id}' did not finish before the deadline" in output.out + output.err
+    assert issubclass(CambWaitTimeoutError, AirflowSensorTimeout)
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "poke"])

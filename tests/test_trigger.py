@@ -70,7 +70,7 @@ def test_pending_then_success_yields_the_run_id(camb_connection):
     assert isinstance(event["run_id"], int)
     assert event["task_id"] == task_id
     assert event["polls"] >= 2  # at least one PENDING, then SUCCESS
-    assert set(event) == {"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed"}
+    assert set(event) == {"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed", "kind"}
 
 
 @pytest.mark.parametrize("outcome", ["ERROR", "TIMEOUT", "PAYMENT_REQUIRED"])

@@ -12,11 +12,10 @@ import json
 import os
 from collections.abc import Sequence
 from contextlib import suppress
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb._storage import (
     destination_folder,
@@ -24,18 +23,11 @@ from airflow_provider_camb._storage import (
     media_extension,
     write_atomically,
 )
-from airflow_provider_camb._waiting import (
-    CambWaitTimeoutError,
-    check_once,
-    finish,
-    poll_until_terminal,
-    seconds,
-    status_after_deferral,
-    trigger_for,
-)
 from airflow_provider_camb.api import check_run_id, url_host
-from airflow_provider_camb.exceptions import CambInputError
+from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -76,33 +68,23 @@ def _whole_number(name: str, value: object, *, optional: bool) -> int | None:
     raise CambInputError(f"{name} must be a whole number, got {value!r}.")
 
 
-class TextToVoiceOperator(BaseOperator):
+class TextToVoiceOperator(CambTaskOperator):
     """Start a CAMB.AI text-to-voice task (design a voice from a description); return the CAMB task id.
 
     Input is checked before anything is sent: empty or whitespace-only text, a description CAMB would
     not process (under 100 characters or 18 words), non-strings and over-long values fail with
-    ``CambInputError`` and no request. The CAMB task id is returned and also pushed as XCom ``task_id``.
-
-    With ``wait_for_completion=True`` the operator also waits for the task and returns its ``run_id``
-    instead (also pushed as XCom ``run_id``), exactly like ``TextToVoiceStatusSensor``: deferrable, it
-    checks once, finishes at once if the task is already done, else waits in the triggerer; otherwise it
-    polls from the worker. ERROR or TIMEOUT raise ``CambTaskFailedError`` (Airflow's retries apply);
-    PAYMENT_REQUIRED fails without retries; past ``timeout`` a ``CambWaitTimeoutError`` fails without
-    retries. Resuming after the trigger never creates the task again.
+    ``CambInputError`` and no request. Waiting (``wait_for_completion``, ``deferrable``,
+    ``end_from_trigger``, ``poll_interval``, ``timeout``) works as in every ``CambTaskOperator``.
 
     :param text: What the sample voices will say (templated).
     :param voice_description: The voice to design; CAMB needs 100+ characters and 18+ words (templated).
-    :param camb_conn_id: The Airflow connection of type ``camb``.
     :param project_name: Optional CAMB project name (templated).
     :param project_description: Optional CAMB project description (templated).
     :param folder_id: Optional CAMB folder id, an integer or digit string (templated).
     :param check_description: Refuse descriptions CAMB would not process before sending (default True).
-    :param wait_for_completion: Wait until the task ends and return its run id (default False).
-    :param poll_interval: Seconds between status checks while waiting.
-    :param timeout: Longest wait in seconds (or a ``timedelta``), default one hour.
-    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     """
 
+    kind = TEXT_TO_VOICE.name
     template_fields: Sequence[str] = ("text", "voice_description", "project_name", "project_description", "folder_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
     ui_color = "#d6e4ff"
@@ -112,39 +94,25 @@ class TextToVoiceOperator(BaseOperator):
         *,
         text: str,
         voice_description: str,
-        camb_conn_id: str = CambHook.default_conn_name,
         project_name: str | None = None,
         project_description: str | None = None,
         folder_id: int | str | None = None,
         check_description: bool = True,
-        wait_for_completion: bool = False,
-        poll_interval: float = 5.0,
-        timeout: float | timedelta = 3600.0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.text = text
         self.voice_description = voice_description
-        self.camb_conn_id = camb_conn_id
         self.project_name = project_name
         self.project_description = project_description
         self.folder_id = folder_id
         self.check_description = check_description
-        self.wait_for_completion = wait_for_completion
-        self.poll_interval = seconds(poll_interval, "poll_interval")
-        self.timeout = seconds(timeout, "timeout")
-        self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
-
-    def execute(self, context: Context) -> Any:
+    def create(self, context: Context) -> str:
         folder_id = self.folder_id
         if (number := _digits(folder_id)) is not None:
             folder_id = number  # a rendered template; anything else that is not an int is refused by the hook
-        camb_task_id = self.hook.create_text_to_voice(
+        return self.hook.create_text_to_voice(
             self.text,
             self.voice_description,
             project_name=self.project_name,
@@ -152,33 +120,6 @@ class TextToVoiceOperator(BaseOperator):
             folder_id=folder_id,  # type: ignore[arg-type]  # checked by the hook before sending
             check_description=self.check_description,
         )
-        context["ti"].xcom_push(key="task_id", value=camb_task_id)
-        if not self.wait_for_completion:
-            return camb_task_id
-        if self.deferrable:
-            status = check_once(self.hook, camb_task_id, self.log)
-            if status is not None and status.is_terminal:  # already done: finish now, never defer
-                return finish(status, context)
-            self.defer(
-                trigger=trigger_for(camb_task_id, self.camb_conn_id, self.poll_interval, self.timeout),
-                method_name="execute_complete",
-                timeout=self.execution_timeout,
-            )
-        status = poll_until_terminal(
-            self.hook,
-            camb_task_id,
-            poll_interval=self.poll_interval,
-            timeout=self.timeout,
-            waiter=type(self).__name__,
-            log=self.log,
-        )
-        return finish(status, context)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> int:
-        """Resume after the trigger fired: the same outcome as when the task was already done; no new task."""
-        status = status_after_deferral(event, waiter=type(self).__name__, timeout=self.timeout)
-        self.log.info("CAMB task %s ended with %s after %s polls.", status.task_id, status.status, event.get("polls"))
-        return finish(status, context)
 
 
 class TextToVoiceResultOperator(BaseOperator):

@@ -1,0 +1,88 @@
+"""CambTaskOperator: the base of every operator that starts a CAMB task, and optionally waits for it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_camb import _waiting
+from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
+from airflow_provider_camb.hooks.camb import CambHook
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class CambTaskOperator(BaseOperator):
+    """Start a CAMB task (``create``, written by each kind's operator); return its task id or, waiting, its run id.
+
+    The CAMB task id is returned and also pushed as XCom ``task_id``. With ``wait_for_completion=True``
+    the operator then waits for the task exactly like ``CambTaskSensor`` and returns its ``run_id``
+    (also pushed as XCom ``run_id``): deferrable, it checks once, finishes at once if the task is
+    already done, else waits in the triggerer, which also ends the task on SUCCESS
+    (``end_from_trigger``); otherwise it polls from the worker. ERROR or TIMEOUT raise
+    ``CambTaskFailedError`` (Airflow's retries apply); PAYMENT_REQUIRED fails without retries; past
+    ``timeout`` a ``CambWaitTimeoutError`` fails without retries. Resuming never creates the task again.
+
+    :param camb_conn_id: The Airflow connection of type ``camb``.
+    :param wait_for_completion: Wait until the task ends and return its run id (default False).
+    :param poll_interval: Seconds between status checks while waiting.
+    :param timeout: Longest wait in seconds or a ``timedelta`` (default 24 hours).
+    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param end_from_trigger: Waiting deferred, end the task in the triggerer on SUCCESS (default True).
+    """
+
+    #: The CAMB task kind this operator starts (a name in ``airflow_provider_camb.kinds.KINDS``).
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        camb_conn_id: str = CambHook.default_conn_name,
+        wait_for_completion: bool = False,
+        poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        end_from_trigger: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.camb_conn_id = camb_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        self.timeout = seconds(timeout, "timeout")
+        self.deferrable = deferrable
+        self.end_from_trigger = end_from_trigger
+
+    @cached_property
+    def hook(self) -> CambHook:
+        return CambHook(self.camb_conn_id)
+
+    @property
+    def wait_timeout(self) -> float:
+        return self.timeout
+
+    def waited_task_id(self, context: Context) -> str:
+        """The CAMB task this operator created (its XCom ``task_id``)."""
+        ti = context["ti"]
+        return str(ti.xcom_pull(task_ids=ti.task_id, key="task_id", map_indexes=ti.map_index))
+
+    def create(self, context: Context) -> str:
+        """Start the CAMB task (input checked before anything is sent); return its task id."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        camb_task_id = self.create(context)
+        context["ti"].xcom_push(key="task_id", value=camb_task_id)
+        if not self.wait_for_completion:
+            return camb_task_id
+        if self.deferrable:
+            return _waiting.wait_or_defer(self, context, camb_task_id)
+        return _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | str) -> int:
+        """Resume after the trigger fired: the same outcome as when the task was already done; no new task."""
+        return _waiting.resume(self, context, event)
