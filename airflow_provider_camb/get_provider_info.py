@@ -25,14 +25,28 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "CAMB.AI",
-                "python-modules": ["airflow_provider_camb.operators.text_to_voice"],
+                "python-modules": [
+                    "airflow_provider_camb.operators.camb_task",
+                    "airflow_provider_camb.operators.text_to_voice",
+                ],
             }
         ],
-        "sensors": [{"integration-name": "CAMB.AI", "python-modules": ["airflow_provider_camb.sensors.text_to_voice"]}],
+        "sensors": [
+            {
+                "integration-name": "CAMB.AI",
+                "python-modules": [
+                    "airflow_provider_camb.sensors.camb_task",
+                    "airflow_provider_camb.sensors.text_to_voice",
+                ],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "CAMB.AI",
-                "python-modules": ["airflow_provider_camb.triggers.text_to_voice"],
+                "python-modules": [
+                    "airflow_provider_camb.triggers.camb_task",
+                    "airflow_provider_camb.triggers.text_to_voice",
+                ],
             }
         ],
         "connection-types": [
