@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
 
+from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
 from airflow_provider_camb._storage import (
     destination_folder,
     local_copy,
@@ -36,9 +37,12 @@ from airflow_provider_camb._waiting import (
 from airflow_provider_camb.api import check_run_id, url_host
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_camb.api import TextToVoiceStatus
 
 __all__ = [
     "CambCreateCustomVoiceOperator",
@@ -76,7 +80,7 @@ def _whole_number(name: str, value: object, *, optional: bool) -> int | None:
     raise CambInputError(f"{name} must be a whole number, got {value!r}.")
 
 
-class TextToVoiceOperator(BaseOperator):
+class TextToVoiceOperator(CambLineageMixin, BaseOperator):
     """Start a CAMB.AI text-to-voice task (design a voice from a description); return the CAMB task id.
 
     Input is checked before anything is sent: empty or whitespace-only text, a description CAMB would
@@ -153,12 +157,13 @@ class TextToVoiceOperator(BaseOperator):
             check_description=self.check_description,
         )
         context["ti"].xcom_push(key="task_id", value=camb_task_id)
+        self.record_task(self.hook.settings.base_url, TEXT_TO_VOICE, camb_task_id)
         if not self.wait_for_completion:
             return camb_task_id
         if self.deferrable:
             status = check_once(self.hook, camb_task_id, self.log)
             if status is not None and status.is_terminal:  # already done: finish now, never defer
-                return finish(status, context)
+                return self._finish(status, context)
             self.defer(
                 trigger=trigger_for(camb_task_id, self.camb_conn_id, self.poll_interval, self.timeout),
                 method_name="execute_complete",
@@ -172,16 +177,21 @@ class TextToVoiceOperator(BaseOperator):
             waiter=type(self).__name__,
             log=self.log,
         )
-        return finish(status, context)
+        return self._finish(status, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> int:
         """Resume after the trigger fired: the same outcome as when the task was already done; no new task."""
         status = status_after_deferral(event, waiter=type(self).__name__, timeout=self.timeout)
         self.log.info("CAMB task %s ended with %s after %s polls.", status.task_id, status.status, event.get("polls"))
-        return finish(status, context)
+        return self._finish(status, context)
+
+    def _finish(self, status: TextToVoiceStatus, context: Context) -> int:
+        run_id = finish(status, context)
+        self.record_task(self.hook.settings.base_url, TEXT_TO_VOICE, status.task_id, run_id)
+        return run_id
 
 
-class TextToVoiceResultOperator(BaseOperator):
+class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
     """Download every preview (generated sample voice) of a CAMB text-to-voice run into a folder.
 
     ``destination`` is a local folder or any object storage URI Airflow knows (``file://...``,
@@ -224,7 +234,9 @@ class TextToVoiceResultOperator(BaseOperator):
         folder = destination_folder(self.destination)
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
-        return [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
+        saved = [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
+        self.record_result(context, self.hook.settings.base_url, TEXT_TO_VOICE, run_id, saved)
+        return saved
 
     def _save(self, url: str, folder: ObjectStoragePath, run_id: int, index: int) -> dict[str, Any]:
         final, preview = write_atomically(
@@ -251,7 +263,7 @@ class TextToVoiceResultOperator(BaseOperator):
         }
 
 
-class CambCreateCustomVoiceOperator(BaseOperator):
+class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     """Keep one preview as a permanent CAMB.AI custom voice; return the new ``voice_id``.
 
     ``preview`` picks the audio: a path or object storage URI, one entry of
@@ -324,7 +336,7 @@ class CambCreateCustomVoiceOperator(BaseOperator):
         location = self._chosen_location()
         with local_copy(location, "preview") as audio:
             self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
-            return self.hook.create_custom_voice(
+            voice_id = self.hook.create_custom_voice(
                 audio,
                 self.voice_name,
                 gender,
@@ -333,6 +345,10 @@ class CambCreateCustomVoiceOperator(BaseOperator):
                 description=self.description,
                 language=language,
             )
+        base_url = self.hook.settings.base_url
+        kept_from = [stored_file(location)] + ([] if run_id is None else [camb_run(base_url, TEXT_TO_VOICE, run_id)])
+        self.record_lineage(inputs=kept_from, outputs=[camb_voice(base_url, voice_id)])
+        return voice_id
 
     def _chosen_location(self) -> str:
         preview: object = self.preview
