@@ -26,7 +26,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_camb._lineage import camb_namespace, stored_file
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
 from airflow_provider_camb.testing.server import CambStandIn
-from tests.airflow_harness import AIRFLOW_3, DagRunResult, read_dag_run
+from tests.airflow_harness import DagRunResult, asset_events, read_dag_run
 
 DESCRIPTION = (
     "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
@@ -82,7 +82,9 @@ class Flow:
     def complete(self, task_id: str) -> dict[str, Any]:
         """The COMPLETE event of one task."""
         (event,) = [
-            e for e in self.events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"camb_lineage_flow.{task_id}"
+            e
+            for e in self.events
+            if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"camb_lineage_flow.{task_id}"
         ]
         return event
 
@@ -96,9 +98,7 @@ def flow(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     folder = tmp_path_factory.mktemp("lineage")
     events = folder / "events.jsonl"
     dag_file = airflow_home / "dags" / "camb_lineage_flow.py"
-    dag_file.write_text(
-        FLOW_DAG.format(description=DESCRIPTION, destination=str(folder / "voices"), asset=ASSET)
-    )
+    dag_file.write_text(FLOW_DAG.format(description=DESCRIPTION, destination=str(folder / "voices"), asset=ASSET))
     with CambStandIn(pending_seconds=0.5) as standin:
         env = {
             **os.environ,
@@ -167,28 +167,6 @@ def test_the_custom_voice_operator_reads_the_preview_and_run_and_reports_the_voi
 def test_the_camb_namespace_is_the_api_host_and_no_event_holds_the_key(flow: Flow) -> None:
     assert camb_namespace(flow.standin.base_url) == f"camb://127.0.0.1:{flow.standin.port}"
     assert flow.standin.api_key not in json.dumps(flow.events)
-
-
-def asset_events(dag_id: str, run_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(asset name, source task, extra) of every asset event a DAG run produced, from Airflow's database."""
-    from airflow.utils.session import create_session
-
-    if AIRFLOW_3:
-        from airflow.models.asset import AssetEvent as Event, AssetModel as Model
-
-        link, label = Event.asset, Model.name
-    else:
-        from airflow.models.dataset import DatasetEvent as Event, DatasetModel as Model
-
-        link, label = Event.dataset, Model.uri
-    with create_session() as session:
-        rows = (
-            session.query(label, Event.source_task_id, Event.extra)
-            .join(link)
-            .filter(Event.source_dag_id == dag_id, Event.source_run_id == run_id)
-            .all()
-        )
-        return [(name, task_id, dict(extra)) for name, task_id, extra in rows]
 
 
 def test_the_asset_event_carries_the_run_id_and_each_path_with_its_sha256(flow: Flow) -> None:
