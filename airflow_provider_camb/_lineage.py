@@ -65,8 +65,10 @@ def stored_file(path: str | os.PathLike[str], size: int | None = None) -> Lineag
     parts = urlsplit(os.fspath(path) if isinstance(path, os.PathLike) else str(path))
     if parts.scheme.lower() in _LOCAL_SCHEMES:
         return LineageDataset("file", os.path.abspath(unquote(parts.path)), size)
-    bucket = parts.netloc.rpartition("@")[2]  # s3://aws_conn@bucket/key names a connection, not the bucket
-    return LineageDataset(f"{parts.scheme.lower()}://{bucket}", parts.path.lstrip("/"), size)
+    # s3://aws_conn@bucket/key names a connection before the bucket; memory:///bucket/key has the bucket in the path
+    where = parts.netloc.rpartition("@")[2] + parts.path if parts.netloc else parts.path.lstrip("/")
+    bucket, _, key = where.partition("/")
+    return LineageDataset(f"{parts.scheme.lower()}://{bucket}", key, size)
 
 
 class CambLineageMixin:

@@ -181,6 +181,29 @@ def test_the_asset_event_carries_the_run_id_and_each_path_with_its_sha256(flow: 
         assert hashlib.sha256(data).hexdigest() == file["sha256"]
 
 
+def test_files_in_object_storage_are_reported_in_their_bucket_namespace(
+    camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_camb.hooks.camb import CambHook
+    from tests.test_operators import memory_folder
+
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
+    run_id = CambHook().get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    folder = memory_folder()  # memory://camb-tests/<uuid>: not local, like s3://bucket/prefix
+    operator = TextToVoiceResultOperator(task_id="download", run_id=run_id, destination=folder)
+    operator.execute({"ti": None})  # type: ignore[arg-type]
+
+    lineage = operator.get_openlineage_facets_on_complete(None)
+
+    prefix = folder.removeprefix("memory://camb-tests/")
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (camb_namespace(camb_standin.base_url), f"text-to-voice/run/{run_id}")
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("memory://camb-tests", f"{prefix}/camb_run_{run_id}_preview_{i}.wav") for i in range(2)
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "namespace", "name"),
     [
@@ -189,6 +212,7 @@ def test_the_asset_event_carries_the_run_id_and_each_path_with_its_sha256(flow: 
         ("s3://voices-bucket/camb/a.wav", "s3://voices-bucket", "camb/a.wav"),
         ("s3://aws_prod@voices-bucket/camb/a.wav", "s3://voices-bucket", "camb/a.wav"),
         ("gs://bucket/a%20b.wav", "gs://bucket", "a%20b.wav"),
+        ("memory:///bucket/a.wav", "memory://bucket", "a.wav"),  # how Airflow 2 spells a memory:// path
     ],
 )
 def test_files_are_named_by_openlineage_conventions(path: str, namespace: str, name: str) -> None:
