@@ -8,6 +8,10 @@ in its storage's namespace, named after OpenLineage's conventions (``file`` + ab
 ``s3://bucket`` + key, ...). So the job that creates a task, the one that downloads its run and the one
 that keeps a voice join up in a lineage graph.
 
+Reporting does no I/O: by default OpenLineage calls ``get_openlineage_facets_on_complete`` in a forked
+child of the task process, where reading an XCom or a connection hangs until OpenLineage's
+``execution_timeout`` and the event is lost. So ``execute()`` records everything, the API host included.
+
 ``apache-airflow-providers-openlineage`` is optional: it is imported only when OpenLineage asks for
 facets, and without it nothing fails and nothing is logged above DEBUG.
 """
