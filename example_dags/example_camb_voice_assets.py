@@ -10,7 +10,7 @@ The flow::
 A ``TextToVoiceResultOperator`` given ``outlets=[Asset(...)]`` puts into each asset event's ``extra``::
 
     {"camb_kind": "text-to-voice", "camb_run_id": 1234,
-     "files": [{"path": "file:///tmp/camb_voices/camb_run_1234_preview_0.wav", "sha256": "…", "bytes": 44144}, …]}
+     "files": [{"path": "/tmp/camb_voices/camb_run_1234_preview_0.wav", "sha256": "…", "bytes": 44144}, …]}
 
 so a downstream DAG knows which files are new, and can check them, without listing a folder. This DAG
 runs once after every successful ``download_previews`` of ``example_camb_text_to_voice``.
