@@ -62,6 +62,20 @@ class Waiter(Protocol):
     ) -> NoReturn: ...
 
 
+def ends_in_the_triggerer(end_from_trigger: bool | None) -> bool:
+    """``end_from_trigger`` as given; by default (None) yes, unless Airflow has listeners.
+
+    Airflow refuses to load a DAG whose task ends in the triggerer while listeners from plugins (for
+    example OpenLineage's) are registered, since those listeners only hear of tasks that end on a
+    worker. So with listeners the wait resumes on a worker, as in 0.1.0.
+    """
+    if end_from_trigger is not None:
+        return end_from_trigger
+    from airflow.providers.common.compat.sdk import get_listener_manager
+
+    return not get_listener_manager().has_listeners
+
+
 def seconds(value: float | timedelta, name: str) -> float:
     """A positive number of seconds from a number or a ``timedelta``; refuse anything else."""
     if isinstance(value, timedelta):

@@ -12,7 +12,8 @@ The flow, one task per step::
   worker slot is held. It returns the CAMB ``run_id`` when the voices are ready.
 * ``download_previews`` streams every preview (the sample voices CAMB generated) into ``destination``, a
   local folder or an object storage URI (``s3://bucket/voices``, ...), and returns one
-  ``{"path", "bytes", "sha256", "content_type"}`` per file.
+  ``{"path", "bytes", "sha256", "content_type"}`` per file. It updates the asset ``camb_voice_previews``
+  with the run id and each path and sha256, which ``example_camb_voice_assets`` is scheduled on.
 * ``keep_voice_requested`` lets the run go on only when triggered with ``{"keep_voice": true}``; by default
   the run ends after the download and creates nothing permanent in the CAMB account.
 * ``keep_voice`` uploads the first preview as a custom voice named ``voice_name`` and returns its voice id.
@@ -36,7 +37,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Asset, Param, task
 
 from airflow_provider_camb.operators.text_to_voice import (
     CambCreateCustomVoiceOperator,
@@ -47,6 +48,8 @@ from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 
 #: The folder (or object storage URI) the previews go to: the param, else a Variable, else /tmp.
 DESTINATION = "{{ params.destination or var.value.get('camb_voice_folder', '/tmp/camb_voices') }}"
+#: Updated by every download, with the run id and each file's path and sha256 in the event's extra.
+VOICE_PREVIEWS = Asset("camb_voice_previews")
 
 with DAG(
     dag_id="example_camb_text_to_voice",
@@ -98,6 +101,7 @@ with DAG(
         task_id="download_previews",
         run_id=wait_for_voice.output,
         destination=DESTINATION,
+        outlets=[VOICE_PREVIEWS],
     )
 
     @task.short_circuit

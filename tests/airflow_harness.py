@@ -93,3 +93,30 @@ def _xcom_rows(session: Any, dag_id: str, run_id: str) -> list[tuple[Any, Any]]:
 
     rows = session.query(XCom).filter_by(dag_id=dag_id, run_id=run_id).all()
     return [(row, row.value) for row in rows]  # Airflow 2 deserializes on load (BaseXCom.init_on_load)
+
+
+def asset_events(dag_id: str, run_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(asset name, source task, extra) of every asset event a DAG run produced, from Airflow's database.
+
+    On Airflow 2 the asset is a dataset and its name is its URI.
+    """
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_3:
+        from airflow.models.asset import AssetEvent as Event
+        from airflow.models.asset import AssetModel as Model
+
+        link, label = Event.asset, Model.name
+    else:
+        from airflow.models.dataset import DatasetEvent as Event
+        from airflow.models.dataset import DatasetModel as Model
+
+        link, label = Event.dataset, Model.uri
+    with create_session() as session:
+        rows = (
+            session.query(label, Event.source_task_id, Event.extra)
+            .join(link)
+            .filter(Event.source_dag_id == dag_id, Event.source_run_id == run_id)
+            .all()
+        )
+        return [(name, task_id, dict(extra)) for name, task_id, extra in rows]

@@ -261,3 +261,57 @@ def test_before_3_3_a_templated_id_falls_back_to_deferring_from_a_worker_with_a_
         )["s"]
     assert sensor.start_from_trigger is False
     assert any("needs Airflow 3.3 or newer" in str(w.message) for w in caught)
+
+
+# --- listeners (e.g. OpenLineage's): Airflow refuses tasks that end in the triggerer -------------------
+
+
+class _Listener:
+    """A listener as plugins register them; it hears of nothing in these tests."""
+
+
+@pytest.fixture
+def a_listener():
+    """One listener in every listener manager, as a plugin's is (Airflow 3 has one for the SDK, one for the core)."""
+    from airflow.listeners.listener import get_listener_manager as core_manager
+    from airflow.providers.common.compat.sdk import get_listener_manager as sdk_manager
+
+    listener = _Listener()
+    managers = {id(m): m for m in (core_manager(), sdk_manager())}.values()
+    for manager in managers:
+        manager.add_listener(listener)
+    yield sdk_manager()
+    for manager in managers:
+        manager.pm.unregister(listener)
+
+
+def test_by_default_waits_end_in_the_triggerer_when_airflow_has_no_listeners():
+    namespace = parse(DAG_HEAD + "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id='t')\n")
+    assert namespace["s"].end_from_trigger is True and namespace["create"].end_from_trigger is True
+
+
+def test_with_listeners_the_default_resumes_on_a_worker_so_airflow_loads_the_dag(a_listener, airflow_home, tmp_path):
+    assert a_listener.has_listeners
+    dag_file = tmp_path / "with_listeners.py"
+    dag_file.write_text(
+        DAG_HEAD + "    TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, deferrable=True)\n"
+    )
+    bag = dag_bag(dag_file)
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["parsed"]
+    assert dag.get_task("w").end_from_trigger is False and dag.get_task("create").end_from_trigger is False
+    explicit = tmp_path / "explicit.py"  # asked for explicitly, Airflow's own check refuses it, naming the fix
+    explicit.write_text(
+        DAG_HEAD + "    TextToVoiceStatusSensor(task_id='w', camb_task_id='t', end_from_trigger=True)\n"
+    )
+    assert "Set end_from_trigger=False" in str(dag_bag(explicit).import_errors)
+
+
+def dag_bag(path: Any) -> Any:
+    if AIRFLOW_3:
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(dag_folder=str(path))
+    from airflow.models.dagbag import DagBag
+
+    return DagBag(dag_folder=str(path), include_examples=False)

@@ -6,13 +6,17 @@ import hashlib
 import re
 import wave
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.airflow_harness import AIRFLOW_3, asset_events
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 TEXT_TO_VOICE = EXAMPLES / "example_camb_text_to_voice.py"
 BATCH = EXAMPLES / "example_camb_batch_voices.py"
+ASSETS = EXAMPLES / "example_camb_voice_assets.py"
 
 
 def example_source(path: Path, dag_id: str) -> str:
@@ -55,12 +59,14 @@ def _dagbag(folder: Path) -> Any:
 def test_the_example_dags_import_without_errors() -> None:
     bag = _dagbag(EXAMPLES)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"example_camb_text_to_voice", "example_camb_batch_voices"}
+    assert set(bag.dag_ids) == {"example_camb_text_to_voice", "example_camb_batch_voices", "example_camb_voice_assets"}
     for dag_id in bag.dag_ids:
         dag = bag.dags[dag_id]
         assert "example" in dag.tags
         assert dag.doc_md
-        assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: manual runs only
+        schedule = "AssetTriggeredTimetable" if AIRFLOW_3 else "DatasetTriggeredTimetable"
+        expected = schedule if dag_id == "example_camb_voice_assets" else "NullTimetable"  # else manual runs only
+        assert type(dag.timetable).__name__ == expected
 
 
 def test_the_text_to_voice_example_downloads_real_audio_and_keeps_no_voice_by_default(
@@ -130,7 +136,32 @@ def test_the_batch_example_maps_one_wait_per_voice_and_lists_every_preview(run_d
     assert len(camb_connection.requests("create")) == 3
 
 
-@pytest.mark.parametrize("path", [TEXT_TO_VOICE, BATCH], ids=lambda p: p.stem)
+def test_the_assets_example_lists_what_each_download_announced_in_its_asset_event(run_dag, camb_connection, tmp_path):
+    source = example_source(TEXT_TO_VOICE, "example_text_to_voice_assets")
+    if not AIRFLOW_3:  # Airflow 2's dag.test() does not register the DAG's datasets; its DAG processor would
+        namespace: dict[str, Any] = {}
+        exec(compile(source, str(TEXT_TO_VOICE), "exec"), namespace)  # noqa: S102  # our own example
+        namespace["dag"].sync_to_db()
+    result = run_dag.run(source, run_conf={"destination": str(tmp_path)})
+    ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)
+    assert (asset, task_id) == ("camb_voice_previews", "download_previews")
+
+    downstream = _dagbag(EXAMPLES).dags["example_camb_voice_assets"]
+    listed = downstream.get_task("list_new_previews").python_callable(
+        triggering_asset_events={asset: [SimpleNamespace(extra=extra)]}
+    )
+
+    run_id = result.xcom("wait_for_voice")
+    downloads = result.xcom("download_previews")
+    assert listed == [
+        {"camb_run_id": run_id, "path": item["path"], "sha256": item["sha256"], "bytes": item["bytes"]}
+        for item in downloads
+    ]
+    for item in downloads:
+        assert_real_preview(item, tmp_path)
+
+
+@pytest.mark.parametrize("path", [TEXT_TO_VOICE, BATCH, ASSETS], ids=lambda p: p.stem)
 def test_each_example_explains_its_connection(path: Path) -> None:
     doc = path.read_text().split('"""')[1]
     assert "camb_default" in doc

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_camb import _waiting
+from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import kind_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CambTaskOperator(BaseOperator):
+class CambTaskOperator(CambLineageMixin, BaseOperator):
     """Start a CAMB task (``create``, written by each kind's operator); return its task id or, waiting, its run id.
 
     The CAMB task id is returned and also pushed as XCom ``task_id``. With ``wait_for_completion=True``
@@ -32,7 +34,8 @@ class CambTaskOperator(BaseOperator):
     :param poll_interval: Seconds between status checks while waiting.
     :param timeout: Longest wait in seconds or a ``timedelta`` (default 24 hours).
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param end_from_trigger: Waiting deferred, end the task in the triggerer on SUCCESS (default True).
+    :param end_from_trigger: Waiting deferred, end the task in the triggerer on SUCCESS. The default is True
+        unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
     """
 
     #: The CAMB task kind this operator starts (a name in ``airflow_provider_camb.kinds.KINDS``).
@@ -46,7 +49,7 @@ class CambTaskOperator(BaseOperator):
         poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        end_from_trigger: bool = True,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -55,7 +58,7 @@ class CambTaskOperator(BaseOperator):
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = deferrable
-        self.end_from_trigger = end_from_trigger
+        self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
 
     @cached_property
     def hook(self) -> CambHook:
@@ -77,12 +80,22 @@ class CambTaskOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         camb_task_id = self.create(context)
         context["ti"].xcom_push(key="task_id", value=camb_task_id)
+        self._record(camb_task_id)
         if not self.wait_for_completion:
             return camb_task_id
         if self.deferrable:
-            return _waiting.wait_or_defer(self, context, camb_task_id)
-        return _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
+            run_id = _waiting.wait_or_defer(self, context, camb_task_id)
+        else:
+            run_id = _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
+        self._record(camb_task_id, run_id)
+        return run_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> int:
         """Resume after the trigger fired: the same outcome as when the task was already done; no new task."""
-        return _waiting.resume(self, context, event)
+        run_id = _waiting.resume(self, context, event)
+        self._record(self.waited_task_id(context), run_id)
+        return run_id
+
+    def _record(self, camb_task_id: str, run_id: int | None = None) -> None:
+        """What this task created, for lineage (recorded here: reporting it later must do no I/O)."""
+        self.record_task(self.hook.settings.base_url, kind_of(self.kind), camb_task_id, run_id)

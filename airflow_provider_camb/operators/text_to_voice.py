@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
+from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
 from airflow_provider_camb._storage import (
     destination_folder,
     local_copy,
@@ -31,6 +32,7 @@ from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
 
 __all__ = [
     "CambCreateCustomVoiceOperator",
@@ -122,7 +124,7 @@ class TextToVoiceOperator(CambTaskOperator):
         )
 
 
-class TextToVoiceResultOperator(BaseOperator):
+class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
     """Download every preview (generated sample voice) of a CAMB text-to-voice run into a folder.
 
     ``destination`` is a local folder or any object storage URI Airflow knows (``file://...``,
@@ -165,7 +167,9 @@ class TextToVoiceResultOperator(BaseOperator):
         folder = destination_folder(self.destination)
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
-        return [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
+        saved = [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
+        self.record_result(context, self.hook.settings.base_url, TEXT_TO_VOICE, run_id, saved)
+        return saved
 
     def _save(self, url: str, folder: ObjectStoragePath, run_id: int, index: int) -> dict[str, Any]:
         final, preview = write_atomically(
@@ -192,7 +196,7 @@ class TextToVoiceResultOperator(BaseOperator):
         }
 
 
-class CambCreateCustomVoiceOperator(BaseOperator):
+class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     """Keep one preview as a permanent CAMB.AI custom voice; return the new ``voice_id``.
 
     ``preview`` picks the audio: a path or object storage URI, one entry of
@@ -265,7 +269,7 @@ class CambCreateCustomVoiceOperator(BaseOperator):
         location = self._chosen_location()
         with local_copy(location, "preview") as audio:
             self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
-            return self.hook.create_custom_voice(
+            voice_id = self.hook.create_custom_voice(
                 audio,
                 self.voice_name,
                 gender,
@@ -274,6 +278,10 @@ class CambCreateCustomVoiceOperator(BaseOperator):
                 description=self.description,
                 language=language,
             )
+        base_url = self.hook.settings.base_url
+        kept_from = [stored_file(location)] + ([] if run_id is None else [camb_run(base_url, TEXT_TO_VOICE, run_id)])
+        self.record_lineage(inputs=kept_from, outputs=[camb_voice(base_url, voice_id)])
+        return voice_id
 
     def _chosen_location(self) -> str:
         preview: object = self.preview

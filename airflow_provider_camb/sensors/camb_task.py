@@ -61,7 +61,8 @@ class CambTaskSensor(BaseSensorOperator):
     :param poll_interval: Seconds between status checks, in every mode (sets ``poke_interval``).
     :param timeout: Longest wait in seconds or a ``timedelta`` (default 24 hours).
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param end_from_trigger: End the task in the triggerer on SUCCESS (default True); False resumes on a worker.
+    :param end_from_trigger: End the task in the triggerer on SUCCESS; False resumes on a worker. The default
+        is True unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
     :param start_from_trigger: Start the wait in the triggerer, with no worker at all (Airflow 3.3+ for a
         templated ``camb_task_id``; not for mapped sensors). See the README for the forms of ``camb_task_id``.
     """
@@ -87,7 +88,7 @@ class CambTaskSensor(BaseSensorOperator):
         poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        end_from_trigger: bool = True,
+        end_from_trigger: bool | None = None,
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -99,7 +100,7 @@ class CambTaskSensor(BaseSensorOperator):
         self.camb_conn_id = camb_conn_id
         self.poll_interval = interval
         self.deferrable = deferrable
-        self.end_from_trigger = end_from_trigger
+        self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
         if start_from_trigger:
             self._start_in_the_triggerer()
 
