@@ -35,6 +35,10 @@ class CambStandInClient:
     def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
         self._call("POST", "faults", {"fault": fault, "endpoint": endpoint, "times": times, **params})
 
+    def rate_limit(self, per_second: int | None) -> None:
+        """Allow each API key ``per_second`` requests per second, then 429 with Retry-After (None: off)."""
+        self._call("POST", "rate_limit", {"per_second": per_second})
+
     def outage(self, seconds: float) -> None:
         self._call("POST", "outage", {"seconds": seconds})
 
