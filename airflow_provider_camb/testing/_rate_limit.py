@@ -17,6 +17,7 @@ class KeyRateLimit:
     """At most ``per_second`` requests per key in each one-second window."""
 
     per_second: int
+    refused: int = 0  # requests answered 429 so far
     _windows: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (window, requests in it)
 
     def __post_init__(self) -> None:
@@ -31,6 +32,7 @@ class KeyRateLimit:
         if current != window:
             used = 0
         if used >= self.per_second:
+            self.refused += 1
             return float(max(1, math.ceil(window + 1 - now)))
         self._windows[key] = (window, used + 1)
         return None

@@ -51,6 +51,10 @@ class CambStandInClient:
         stats = self._call("GET", "stats")
         return int(stats["total"] if endpoint is None else stats["endpoints"].get(endpoint, 0))
 
+    def rate_limited_count(self) -> int:
+        """How many requests the per-key rate limit (``rate_limit``) refused with 429."""
+        return int(self._call("GET", "stats")["rate_limited"])
+
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")
 

@@ -841,7 +841,11 @@ class CambStandIn:
                 case "GET", "stats":
                     with self._lock:
                         counts = dict(self._counts)
-                    return json_reply(200, {"total": sum(counts.values()), "endpoints": counts})
+                    limit = self._key_limit
+                    stats = {"total": sum(counts.values()), "endpoints": counts, "rate_limited": 0}
+                    if limit is not None:
+                        stats["rate_limited"] = limit.refused
+                    return json_reply(200, stats)
         except (TypeError, ValueError, KeyError) as exc:
             return detail(400, f"{type(exc).__name__}: {exc}")
         return detail(404, f"No stand-in control endpoint {request.method} /_standin/{action}")
