@@ -103,9 +103,7 @@ def test_320_waits_on_one_key_learn_the_servers_limit_and_all_succeed(camb_stand
     assert refused <= 0.02 * len(later), (refused, len(later))
 
 
-def test_a_retry_after_holds_back_every_wait_on_the_key_but_not_another_connection(
-    camb_standin_factory, monkeypatch
-):
+def test_a_retry_after_holds_back_every_wait_on_the_key_but_not_another_connection(camb_standin_factory, monkeypatch):
     """A 429 with Retry-After: 3 to one poll pauses every wait on that key; the other key's waits go on."""
     limited, other = camb_standin_factory(pending_seconds=5.0), camb_standin_factory(pending_seconds=5.0)
     connect(monkeypatch, "camb_a", limited)
@@ -169,7 +167,7 @@ def test_a_wait_whose_turn_comes_after_its_deadline_ends_as_a_timeout(camb_stand
 
 def test_a_burst_of_429s_to_polls_sent_together_cuts_the_rate_once():
     async def burst() -> tuple[float, float, float]:
-        limiter = KeyLimiter(asyncio.get_running_loop())
+        limiter = KeyLimiter()
         for _ in range(50):
             limiter.answered()  # CAMB answered 50 polls in the last second
         sent_in = limiter.epoch
@@ -177,7 +175,7 @@ def test_a_burst_of_429s_to_polls_sent_together_cuts_the_rate_once():
         after_first = limiter.rate
         for _ in range(30):  # the other polls of the same burst
             limiter.refused(2.0, sent_in)
-        pause = limiter.paused_until - asyncio.get_running_loop().time()
+        pause = limiter.paused_until - time.monotonic()
         return after_first, limiter.rate, pause
 
     after_first, after_burst, pause = asyncio.run(burst())
@@ -188,8 +186,7 @@ def test_a_burst_of_429s_to_polls_sent_together_cuts_the_rate_once():
 
 def test_a_limit_is_active_only_after_a_429_or_with_a_cap():
     async def intervals() -> tuple[float, float, float]:
-        loop = asyncio.get_running_loop()
-        free, capped = KeyLimiter(loop), KeyLimiter(loop, cap=4.0)
+        free, capped = KeyLimiter(), KeyLimiter(cap=4.0)
         for _ in range(100):
             free.answered()
         before = free.interval
@@ -233,6 +230,21 @@ def test_a_rotated_key_is_picked_up_after_the_settings_expire(monkeypatch):
         return seen
 
     assert asyncio.run(keys_seen()) == ["old-key", "old-key", "new-key"]
+
+
+def test_a_failed_re_read_keeps_the_running_waits_on_the_settings_read_before(monkeypatch):
+    monkeypatch.setattr(_rate_limit, "SETTINGS_TTL", 0.2)
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_GOING", json.dumps({"conn_type": "camb", "password": "the-key"}))
+
+    async def keys_seen() -> list[str]:
+        hook = CambHook("camb_going")
+        seen = [(await hook.asettings()).api_key]
+        monkeypatch.delenv("AIRFLOW_CONN_CAMB_GOING")  # the connection cannot be read any more
+        await asyncio.sleep(0.3)
+        seen.append((await hook.asettings()).api_key)
+        return seen
+
+    assert asyncio.run(keys_seen()) == ["the-key", "the-key"]
 
 
 # --- the connection extra ----------------------------------------------------------------------------

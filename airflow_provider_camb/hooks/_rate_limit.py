@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 import weakref
@@ -36,8 +37,12 @@ from airflow_provider_camb.api import CambSettings
 from airflow_provider_camb.exceptions import CambRateLimitError
 from airflow_provider_camb.hooks._retry import MAX_RETRY_AFTER
 
+log = logging.getLogger(__name__)
+
 #: Seconds a connection's settings are reused before they are read again.
 SETTINGS_TTL = 60.0
+#: When reading them again fails, the last settings serve this many seconds more before the next try.
+SETTINGS_RETRY = 10.0
 #: On a 429 the rate becomes this share of what CAMB answered in the last second.
 CUT = 0.9
 #: While polls queue and succeed, the rate grows by this share of itself per second...
@@ -62,13 +67,12 @@ class KeyLimiter:
     before a change asks again.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, cap: float | None = None) -> None:
-        self._loop = loop
+    def __init__(self, cap: float | None = None) -> None:
         self._cap = math.inf if cap is None else cap
         self._learnt = math.inf
         self.interval = 0.0
         self.epoch = 0
-        self._next = 0.0  # loop time of the next free turn
+        self._next = 0.0  # monotonic time (the loop's clock) of the next free turn
         self._paused_until = 0.0
         self._saturated = False  # the last poll had to wait for its turn
         self._answered = [0] * _BUCKETS
@@ -82,7 +86,7 @@ class KeyLimiter:
 
     @property
     def paused_until(self) -> float:
-        """Loop time until which every poll on the key waits (in the past when not paused)."""
+        """Monotonic time until which every poll on the key waits (in the past when not paused)."""
         return self._paused_until
 
     def set_cap(self, cap: float | None) -> None:
@@ -100,11 +104,10 @@ class KeyLimiter:
         :param deadline: Epoch seconds the poll's wait ends at (None or ``math.inf``: no end).
         :param what: What the poll does, for the error when its turn would come after ``deadline``.
         """
-        loop = self._loop
         while True:
-            now = loop.time()
+            now = time.monotonic()
             turn = max(now, self._next, self._paused_until)
-            if deadline is not None and turn - now >= deadline - time.time():
+            if turn > now and deadline is not None and turn - now >= deadline - time.time():
                 await asyncio.sleep(max(0.0, deadline - time.time()))
                 raise CambRateLimitError(
                     f"The CAMB rate limit of this API key ({self.rate:.1f} requests per second in this process) "
@@ -123,7 +126,7 @@ class KeyLimiter:
 
     def answered(self) -> None:
         """A poll on the key was answered (not refused): count it; raise the learnt rate while polls queue."""
-        bucket = int(self._loop.time() * _BUCKETS)
+        bucket = int(time.monotonic() * _BUCKETS)
         if bucket != self._bucket:
             self._roll(bucket)
         self._answered[bucket % _BUCKETS] += 1
@@ -135,7 +138,7 @@ class KeyLimiter:
         """A poll sent in epoch ``sent_in_epoch`` got a 429: pause the key, cut the rate (once per epoch)."""
         if sent_in_epoch != self.epoch:
             return  # sent before the last change: that change already answered this overload
-        now = self._loop.time()
+        now = time.monotonic()
         pause = DEFAULT_PAUSE if retry_after is None else min(retry_after, MAX_RETRY_AFTER)
         self._paused_until = max(self._paused_until, now + pause)
         self._roll(int(now * _BUCKETS))
@@ -157,13 +160,14 @@ class KeyLimiter:
 class KeyState:
     """A connection's settings and its key's limiter, shared by every hook on it in one loop."""
 
-    loop: asyncio.AbstractEventLoop
+    loop: weakref.ref[asyncio.AbstractEventLoop]  # weak: the state must not keep a finished loop alive
     settings: CambSettings
     limiter: KeyLimiter
-    expires: float  # loop time
+    expires: float  # monotonic time
 
-    def fresh(self) -> bool:
-        return self.loop.time() < self.expires
+    def fresh_in(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether this state belongs to ``loop`` and its settings have not expired."""
+        return self.loop() is loop and time.monotonic() < self.expires
 
 
 @dataclass
@@ -187,11 +191,11 @@ async def key_state(conn_id: str, read_settings: Callable[[], Awaitable[CambSett
     if state is None:
         state = _LOOPS[loop] = _LoopState()
     entry = state.keys.get(conn_id)
-    if entry is not None and entry.fresh():
+    if entry is not None and entry.fresh_in(loop):
         return entry
     reading = state.reading.get(conn_id)
     if reading is None:
-        reading = loop.create_task(_read(state, loop, conn_id, read_settings))
+        reading = loop.create_task(_read(state, weakref.ref(loop), conn_id, read_settings))
         state.reading[conn_id] = reading
         reading.add_done_callback(lambda done: _forget(state, conn_id, done))
     return await asyncio.shield(reading)  # a cancelled caller must not cancel the others' read
@@ -199,19 +203,27 @@ async def key_state(conn_id: str, read_settings: Callable[[], Awaitable[CambSett
 
 async def _read(
     state: _LoopState,
-    loop: asyncio.AbstractEventLoop,
+    loop: weakref.ref[asyncio.AbstractEventLoop],
     conn_id: str,
     read_settings: Callable[[], Awaitable[CambSettings]],
 ) -> KeyState:
-    settings = await read_settings()
+    entry = state.keys.get(conn_id)
+    try:
+        settings = await read_settings()
+    except Exception as error:
+        if entry is None:
+            raise
+        # Waits already running keep their settings rather than all failing on one failed read.
+        log.warning("Could not read connection %r again (%s); using its settings read before.", conn_id, error)
+        entry.expires = time.monotonic() + SETTINGS_RETRY
+        return entry
     key = (settings.base_url, hashlib.sha256(settings.api_key.encode()).hexdigest())
     limiter = state.limiters.get(key)
     if limiter is None:
-        limiter = state.limiters[key] = KeyLimiter(loop, settings.max_requests_per_second)
+        limiter = state.limiters[key] = KeyLimiter(settings.max_requests_per_second)
     else:
         limiter.set_cap(settings.max_requests_per_second)
-    expires = loop.time() + SETTINGS_TTL
-    entry = state.keys.get(conn_id)
+    expires = time.monotonic() + SETTINGS_TTL
     if entry is None:
         entry = state.keys[conn_id] = KeyState(loop, settings, limiter, expires)
     else:  # in place: hooks holding the entry see the new settings

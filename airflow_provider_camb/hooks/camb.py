@@ -127,7 +127,7 @@ class CambHook(BaseHook):
     async def _akey(self) -> KeyState:
         """The connection's state shared in the running loop: settings (re-read every minute) and limiter."""
         key = self._key
-        if key is None or key.loop is not asyncio.get_running_loop() or not key.fresh():
+        if key is None or not key.fresh_in(asyncio.get_running_loop()):
             key = self._key = await key_state(self.camb_conn_id, self._aread_settings)
         return key
 
