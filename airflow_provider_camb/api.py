@@ -16,6 +16,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from airflow_provider_camb._connection_form import (
+    DEFAULT_BACKOFF,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BASE_URL,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from airflow_provider_camb.exceptions import (
     CambApiError,
     CambAuthError,
@@ -30,12 +37,6 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind, kind_of
-
-DEFAULT_BASE_URL = "https://client.camb.ai/apis"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF = 1.0
-DEFAULT_BACKOFF_MAX = 30.0
 
 MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
@@ -124,6 +125,7 @@ class CambSettings:
     retries: int = DEFAULT_RETRIES
     backoff: float = DEFAULT_BACKOFF
     backoff_max: float = DEFAULT_BACKOFF_MAX
+    max_requests_per_second: float | None = None  # None: no cap (the shared limiter learns CAMB's limit)
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,9 @@ def settings_from(
         )
 
     def number(name: str, default: float, minimum: float) -> float:
-        value = extra.get(name, default)
+        value = extra.get(name)
+        if value is None or value == "":  # a form field left empty: the default
+            return default
         try:
             result = float(value)
         except (TypeError, ValueError):
@@ -200,6 +204,13 @@ def settings_from(
             )
         return result
 
+    cap = number("max_requests_per_second", math.inf, 0.001)
+    if not math.isfinite(cap) and extra.get("max_requests_per_second") not in (None, ""):
+        raise CambInputError(
+            f"Connection {conn_id!r}: extra 'max_requests_per_second' must be a finite number of requests per "
+            f"second, got {extra['max_requests_per_second']!r}; leave it empty for no cap."
+        )
+
     return CambSettings(
         conn_id=conn_id,
         base_url=base_url_from(host, port, conn_id),
@@ -208,6 +219,7 @@ def settings_from(
         retries=int(number("retries", DEFAULT_RETRIES, 0)),
         backoff=number("backoff", DEFAULT_BACKOFF, 0),
         backoff_max=number("backoff_max", DEFAULT_BACKOFF_MAX, 0),
+        max_requests_per_second=cap if math.isfinite(cap) else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_camb import __version__
+from airflow_provider_camb._connection_form import provider_info_connection_form
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -54,15 +55,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_camb.hooks.camb.CambHook",
                 "hook-name": "CAMB.AI",
                 "connection-type": "camb",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
-                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
-                    "placeholders": {
-                        "host": "https://client.camb.ai/apis",
-                        "password": "your CAMB.AI API key",
-                        "extra": '{"timeout": 60, "retries": 3}',
-                    },
-                },
+                **provider_info_connection_form(),
             }
         ],
     }

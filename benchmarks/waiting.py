@@ -266,15 +266,18 @@ def run_waiting(
     tls: bool = False,
     latency: float = 0.0,
     profile: bool = False,
+    rate_limit: int | None = None,
 ) -> dict[str, Any]:
     """One measurement: N triggers of ``impl`` against a fresh stand-in, in a fresh worker process.
 
     ``tls`` puts the TLS proxy between the triggers and the stand-in (the real API is HTTPS only).
     ``latency`` makes the stand-in answer every status request that many seconds late (its ``slow`` fault).
     ``profile`` runs the worker under ``py-spy record`` (collapsed stacks in results/tmp/waiting-*/).
+    ``rate_limit`` makes the stand-in allow that many requests per second, then answer 429 with Retry-After.
     """
     with contextlib.ExitStack() as stack:
         name = f"waiting-{impl}-{n}{'-tls' if tls else ''}{'-slow' if latency else ''}"
+        name += f"-limit{rate_limit}" if rate_limit else ""
         standin = stack.enter_context(StandIn("--pending-seconds", str(pending), log_name=f"standin-{name}"))
         env = worker_env()
         host = standin.api_url
@@ -288,6 +291,12 @@ def run_waiting(
             control = CambStandInClient(standin.api_url)
             control.inject("slow", endpoint="status", times=10**9, delay=latency)
             control.close()
+        if rate_limit:
+            from airflow_provider_camb.testing.client import CambStandInClient
+
+            control = CambStandInClient(standin.api_url)
+            control.rate_limit(rate_limit)
+            control.close()
         env["AIRFLOW_CONN_CAMB_DEFAULT"] = standin.camb_connection(host)
         env["AIRFLOW_CONN_HTTP_CAMB"] = standin.http_connection(host)
         result = _run_with(standin, env, impl, n, pending, interval, profile, name)
@@ -295,6 +304,8 @@ def run_waiting(
     result["loadavg_1m_after"] = os.getloadavg()[0]  # other work on the machine skews every figure
     if latency:
         result["latency_s"] = latency
+    if rate_limit:
+        result["rate_limit_per_s"] = rate_limit
     return result
 
 
@@ -322,6 +333,7 @@ def _run_with(
         try:
             _wait_ready(worker_process, work / "ready")
             polls_before, standin_cpu_before = client.request_count("status"), standin.cpu_seconds()
+            refused_before = client.rate_limited_count()
             if impl == "ours":
                 budget = 1.0 + 0.002 * n  # time to create the N tasks before GO
                 t_term = time.time() + budget + pending
@@ -341,12 +353,16 @@ def _run_with(
                 worker_process.kill()
                 worker_process.wait()
     polls = client.request_count("status") - polls_before
+    refused = client.rate_limited_count() - refused_before
     standin_cpu = standin.cpu_seconds() - standin_cpu_before
     client.close()
     if worker_process.returncode != 0:
         raise RuntimeError(f"waiting worker {name} failed; see {work / 'worker.log'}")
     measured = json.loads((work / "out.json").read_text())
-    return _summarise(impl, n, pending, interval, ids, terminal, t_go, t_term, polls, standin_cpu, measured)
+    summary = _summarise(impl, n, pending, interval, ids, terminal, t_go, t_term, polls, standin_cpu, measured)
+    summary["refused_429"] = refused
+    summary["refused_share"] = refused / polls if polls else math.nan
+    return summary
 
 
 def _wait_ready(process: subprocess.Popen[str], ready: Path) -> None:

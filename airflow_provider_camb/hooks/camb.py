@@ -21,8 +21,8 @@ from tenacity import AsyncRetrying, Retrying
 from yarl import URL
 
 from airflow_provider_camb import __version__
+from airflow_provider_camb._connection_form import UI_FIELD_BEHAVIOUR, connection_form_widgets
 from airflow_provider_camb.api import (
-    DEFAULT_BASE_URL,
     ApiRequest,
     CambSettings,
     CambTaskStatus,
@@ -41,21 +41,11 @@ from airflow_provider_camb.api import (
     status_request,
     url_host,
 )
-from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError
+from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError, CambRateLimitError
+from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_state
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind
-
-#: The connection form, declared once: Airflow 3 reads it from the provider info, Airflow 2 from the hook.
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "port", "login"],
-    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
-    "placeholders": {
-        "host": DEFAULT_BASE_URL,
-        "password": "your CAMB.AI API key",
-        "extra": '{"timeout": 60, "retries": 3}',
-    },
-}
 
 _CHUNK = 1024 * 1024
 
@@ -83,8 +73,9 @@ class CambHook(BaseHook):
     The connection's Password holds the API key; its Host optionally overrides the base URL
     (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
     ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
-    ``backoff_max`` (seconds). Sync calls share one ``requests.Session``; async calls share one
-    aiohttp session per event loop.
+    ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none).
+    Sync calls share one ``requests.Session``; async calls share one aiohttp session per event loop,
+    and async status polls share one rate limiter and one settings read per connection and loop.
 
     :param camb_conn_id: The Airflow connection id.
     """
@@ -99,10 +90,16 @@ class CambHook(BaseHook):
         """The connection form (Airflow 2; Airflow 3 reads the same from the provider info)."""
         return UI_FIELD_BEHAVIOUR
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as typed fields (Airflow 2; Airflow 3 reads ``conn-fields`` from the provider info)."""
+        return connection_form_widgets()
+
     def __init__(self, camb_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.camb_conn_id = camb_conn_id
         self._settings: CambSettings | None = None
+        self._key: KeyState | None = None  # this connection's shared state in the running loop
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -113,23 +110,30 @@ class CambHook(BaseHook):
     def _settings_of(self, conn: Any, extra: dict[str, Any]) -> CambSettings:
         if conn.password:
             mask_secret(conn.password)
-        self._settings = settings_from(self.camb_conn_id, conn.host, conn.port, conn.password, extra)
-        return self._settings
+        return settings_from(self.camb_conn_id, conn.host, conn.port, conn.password, extra)
 
     @property
     def settings(self) -> CambSettings:
         """The validated connection settings (read once per hook)."""
         if self._settings is None:
             conn = self.get_connection(self.camb_conn_id)
-            return self._settings_of(conn, conn.extra_dejson)
+            self._settings = self._settings_of(conn, conn.extra_dejson)
         return self._settings
 
+    async def _aread_settings(self) -> CambSettings:
+        conn = await get_async_connection(self.camb_conn_id, hook=self)
+        return self._settings_of(conn, await get_async_extra_dejson(conn))
+
+    async def _akey(self) -> KeyState:
+        """The connection's state shared in the running loop: settings (re-read every minute) and limiter."""
+        key = self._key
+        if key is None or not key.fresh_in(asyncio.get_running_loop()):
+            key = self._key = await key_state(self.camb_conn_id, self._aread_settings)
+        return key
+
     async def asettings(self) -> CambSettings:
-        """The settings, read without blocking the event loop."""
-        if self._settings is None:
-            conn = await get_async_connection(self.camb_conn_id, hook=self)
-            return self._settings_of(conn, await get_async_extra_dejson(conn))
-        return self._settings
+        """The settings, read without blocking the event loop: once per connection and loop, for a minute."""
+        return (await self._akey()).settings
 
     # --- sync transport ------------------------------------------------------------------
 
@@ -194,11 +198,13 @@ class CambHook(BaseHook):
         async with shared_session() as session:
             yield session
 
-    async def _asend(self, request: ApiRequest, *, retry_until: float | None = None) -> Any:
-        settings = await self.asettings()
+    async def _asend(self, request: ApiRequest, *, retry_until: float | None = None, limited: bool = False) -> Any:
+        """Send with retries; ``limited`` requests (status polls) pass through the key's shared rate limiter."""
+        key = await self._akey()
+        settings, limiter = key.settings, (key.limiter if limited else None)
         async with shared_session() as session:
             try:  # one plain attempt first: tenacity allocates more per call than the request itself
-                return await self._asend_once(session, request, settings)
+                return await self._asend_once(session, request, settings, limiter, retry_until)
             except CambError as error:
                 if not should_retry(error, request.may_repeat):
                     raise
@@ -209,10 +215,20 @@ class CambHook(BaseHook):
                     if first_failure is not None:  # replay the failed try as attempt 1: same logs, waits and stop
                         failure, first_failure = first_failure, None
                         raise failure
-                    return await self._asend_once(session, request, settings)
+                    return await self._asend_once(session, request, settings, limiter, retry_until)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _asend_once(self, session: aiohttp.ClientSession, request: ApiRequest, settings: CambSettings) -> Any:
+    async def _asend_once(
+        self,
+        session: aiohttp.ClientSession,
+        request: ApiRequest,
+        settings: CambSettings,
+        limiter: KeyLimiter | None = None,
+        retry_until: float | None = None,
+    ) -> Any:
+        if limiter is not None and limiter.interval:
+            await limiter.admit(retry_until, request.what)
+        epoch = limiter.epoch if limiter is not None else 0
         try:
             async with session.request(
                 request.method,
@@ -228,7 +244,15 @@ class CambHook(BaseHook):
             raise _connection_error(request.what, error, sent=False) from error
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise _connection_error(request.what, error, sent=True) from error
-        return classify_reply(request, response.status, response.headers, body, settings.conn_id)
+        if limiter is None:
+            return classify_reply(request, response.status, response.headers, body, settings.conn_id)
+        try:
+            reply = classify_reply(request, response.status, response.headers, body, settings.conn_id)
+        except CambRateLimitError as error:
+            limiter.refused(error.retry_after, epoch)
+            raise
+        limiter.answered()
+        return reply
 
     # --- the API -------------------------------------------------------------------------
 
@@ -278,7 +302,7 @@ class CambHook(BaseHook):
             instead of the connection's retry count.
         """
         request = status_request(kind, task_id)
-        return parse_status(await self._asend(request, retry_until=retry_until), task_id, kind)
+        return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
 
     def get_text_to_voice_status(self, task_id: str) -> CambTaskStatus:
         """The current status of a CAMB text-to-voice task."""

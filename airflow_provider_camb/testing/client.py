@@ -35,6 +35,10 @@ class CambStandInClient:
     def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
         self._call("POST", "faults", {"fault": fault, "endpoint": endpoint, "times": times, **params})
 
+    def rate_limit(self, per_second: int | None) -> None:
+        """Allow each API key ``per_second`` requests per second, then 429 with Retry-After (None: off)."""
+        self._call("POST", "rate_limit", {"per_second": per_second})
+
     def outage(self, seconds: float) -> None:
         self._call("POST", "outage", {"seconds": seconds})
 
@@ -46,6 +50,10 @@ class CambStandInClient:
     def request_count(self, endpoint: str | None = None) -> int:
         stats = self._call("GET", "stats")
         return int(stats["total"] if endpoint is None else stats["endpoints"].get(endpoint, 0))
+
+    def rate_limited_count(self) -> int:
+        """How many requests the per-key rate limit (``rate_limit``) refused with 429."""
+        return int(self._call("GET", "stats")["rate_limited"])
 
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")

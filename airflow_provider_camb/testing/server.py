@@ -35,6 +35,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.web_protocol import RequestHandler
 
 from airflow_provider_camb.testing import _audio
+from airflow_provider_camb.testing._rate_limit import KeyRateLimit
 from airflow_provider_camb.testing._validation import (
     Error,
     check_create,
@@ -375,6 +376,7 @@ class CambStandIn:
         self._run_ids = itertools.count(1000)
         self._voice_ids = itertools.count(5000)
         self._faults: list[_Fault] = []
+        self._key_limit: KeyRateLimit | None = None
         self._records: list[RecordedRequest | None] = []
         self._counts: Counter[str] = Counter()
 
@@ -600,6 +602,10 @@ class CambStandIn:
         with self._lock:
             self._faults.append(_Fault(fault, endpoint, times, dict(params)))
 
+    def rate_limit(self, per_second: int | None) -> None:
+        """Allow each API key ``per_second`` API requests per second, then answer 429 with Retry-After (None: off)."""
+        self._key_limit = None if per_second is None else KeyRateLimit(per_second)
+
     def outage(self, seconds: float) -> None:
         """Close the API's listening socket and connections now; listen again on the same port after ``seconds``."""
         self._in_loop(self._begin_outage(float(seconds)))
@@ -690,6 +696,9 @@ class CambStandIn:
             key = call.request.headers.get("x-api-key", "")
             if not hmac.compare_digest(key.encode(), self._api_key.encode()):
                 return detail(401, "Invalid or missing API key (header x-api-key).")
+            limit = self._key_limit
+            if limit is not None and (retry_after := limit.take(key)) is not None:
+                return json_reply(429, {"detail": "Too Many Requests"}, headers={"Retry-After": f"{retry_after:g}"})
         return self._handlers[call.endpoint](call)
 
     def _take_fault(self, endpoint: str) -> Reply | _Behaviour | None:
@@ -818,6 +827,9 @@ class CambStandIn:
                 case "POST", "faults":
                     self.inject(**body)
                     return json_reply(200, {"ok": True})
+                case "POST", "rate_limit":
+                    self.rate_limit(body.get("per_second"))
+                    return json_reply(200, {"ok": True})
                 case "POST", "outage":
                     await self._begin_outage(float(body["seconds"]))
                     return json_reply(200, {"ok": True})
@@ -829,7 +841,11 @@ class CambStandIn:
                 case "GET", "stats":
                     with self._lock:
                         counts = dict(self._counts)
-                    return json_reply(200, {"total": sum(counts.values()), "endpoints": counts})
+                    limit = self._key_limit
+                    stats = {"total": sum(counts.values()), "endpoints": counts, "rate_limited": 0}
+                    if limit is not None:
+                        stats["rate_limited"] = limit.refused
+                    return json_reply(200, stats)
         except (TypeError, ValueError, KeyError) as exc:
             return detail(400, f"{type(exc).__name__}: {exc}")
         return detail(404, f"No stand-in control endpoint {request.method} /_standin/{action}")
