@@ -13,9 +13,18 @@ from airflow_provider_camb.exceptions import CambConnectionError, CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDubbingResultOperator
 from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
-from tests.test_operators import _ids, camb, context, sha256_of  # noqa: F401  # camb: the fixture
+from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
 
 VIDEO = "https://media.example.com/films/trailer.mp4?signature=s3cr3t"
+
+
+@pytest.fixture
+def camb(camb_standin, monkeypatch):
+    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff), as in test_operators."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES})
+    )
+    return camb_standin
 
 
 def dub(**options: Any) -> CambDubbingOperator:
@@ -131,7 +140,7 @@ def test_a_cut_off_video_leaves_no_partial_file(camb, tmp_path):
 def test_a_refused_dub_link_says_it_expired(camb, tmp_path):
     run_id = finished_dub(camb, ["es-es"])
     camb.inject("unauthorized", endpoint="media")
-    with pytest.raises(CambLinkRefusedError, match="downloading the dubbed audio from localhost .* expired"):
+    with pytest.raises(CambLinkRefusedError, match=r"downloading the dubbed audio from localhost .* expired"):
         save_dub(run_id, tmp_path)
 
 

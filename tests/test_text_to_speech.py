@@ -23,9 +23,18 @@ from airflow_provider_camb.operators.text_to_speech import (
     CambTextToSpeechResultOperator,
     CambTranslatedTextToSpeechOperator,
 )
-from tests.test_operators import _ids, camb, context, sha256_of  # noqa: F401  # camb: the fixture
+from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
 
 TEXT = "Good morning. Your train departs from platform four."
+
+
+@pytest.fixture
+def camb(camb_standin, monkeypatch):
+    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff), as in test_operators."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES})
+    )
+    return camb_standin
 
 
 def speak(**options: Any) -> CambTextToSpeechOperator:
