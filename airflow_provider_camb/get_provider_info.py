@@ -12,7 +12,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-camb",
         "name": "CAMB.AI",
-        "description": "Design voices from text descriptions with the CAMB.AI API: create, wait, download.",
+        "description": "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds; create, wait, save.",
         "versions": [__version__],
         "integrations": [
             {
@@ -25,14 +25,32 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "CAMB.AI",
-                "python-modules": ["airflow_provider_camb.operators.text_to_voice"],
+                "python-modules": [
+                    "airflow_provider_camb.operators.camb_task",
+                    "airflow_provider_camb.operators.camb_media_result",
+                    "airflow_provider_camb.operators.text_to_voice",
+                    "airflow_provider_camb.operators.text_to_speech",
+                    "airflow_provider_camb.operators.dubbing",
+                    "airflow_provider_camb.operators.text_to_sound",
+                ],
             }
         ],
-        "sensors": [{"integration-name": "CAMB.AI", "python-modules": ["airflow_provider_camb.sensors.text_to_voice"]}],
+        "sensors": [
+            {
+                "integration-name": "CAMB.AI",
+                "python-modules": [
+                    "airflow_provider_camb.sensors.camb_task",
+                    "airflow_provider_camb.sensors.text_to_voice",
+                ],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "CAMB.AI",
-                "python-modules": ["airflow_provider_camb.triggers.text_to_voice"],
+                "python-modules": [
+                    "airflow_provider_camb.triggers.camb_task",
+                    "airflow_provider_camb.triggers.text_to_voice",
+                ],
             }
         ],
         "connection-types": [
