@@ -2,15 +2,15 @@
 
 The flow, with dynamic task mapping::
 
-    lines ──> speak[i] ──> save_speech[i] ──> list_speech
-    (the       (text-to-speech;   (the speech of    (every file
-     texts      waits deferred)    run i as a file)  saved)
-     param)
+    lines ──> say[i]:                                   ──> list_speech
+    (the        speak ──────────> save_speech               (every file
+     texts      (text-to-speech;  (the speech of            saved)
+     param)      waits deferred)   its run as a file)
 
 * ``lines`` reads the ``texts`` param: a list of strings.
-* ``speak`` is expanded over them: instance ``i`` says text ``i`` with ``voice_id`` in ``language`` and waits
-  in the triggerer (no worker slot held), returning its CAMB run id.
-* ``save_speech`` is expanded over those run ids and streams each speech into ``destination``.
+* The task group ``say`` is expanded over them: instance ``i`` says text ``i`` with ``voice_id`` in
+  ``language``, waits in the triggerer (no worker slot held), then streams its speech into ``destination``.
+  Each text moves on to its save as soon as it is spoken, whatever the others do.
 * ``list_speech`` logs every file.
 
 **Connection**: ``camb_default`` of type ``camb``, the API key in *Password* (see
@@ -24,10 +24,11 @@ Variable ``camb_voice_folder``; when that is unset too, ``/tmp/camb_voices``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task, task_group
 
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
 
@@ -60,25 +61,29 @@ with DAG(
         """The ``texts`` param, one entry per mapped ``speak``."""
         return list((params or {}).get("texts") or TEXTS)
 
-    speak = CambTextToSpeechOperator.partial(
-        task_id="speak",
-        voice_id="{{ params.voice_id }}",
-        language="{{ params.language }}",
-        wait_for_completion=True,
-        deferrable=True,
-        poll_interval=5,
-        timeout=30 * 60,
-    ).expand(text=lines())
-
-    save_speech = CambTextToSpeechResultOperator.partial(task_id="save_speech", destination=DESTINATION).expand(
-        run_id=speak.output
-    )
+    @task_group
+    def say(text: str) -> Any:
+        """One text, start to finish: speak it (waiting in the triggerer), then save the speech."""
+        speak = CambTextToSpeechOperator(
+            task_id="speak",
+            text=text,
+            voice_id="{{ params.voice_id }}",
+            language="{{ params.language }}",
+            wait_for_completion=True,
+            deferrable=True,
+            poll_interval=5,
+            timeout=30 * 60,
+        )
+        save_speech = CambTextToSpeechResultOperator(
+            task_id="save_speech", run_id=speak.output, destination=DESTINATION
+        )
+        return save_speech.output
 
     @task
-    def list_speech(saved: list[dict[str, Any]]) -> list[str]:
+    def list_speech(saved: Iterable[dict[str, Any]]) -> list[str]:
         """Log every saved speech file and return their paths."""
         for file in saved:
             print(f"{file['path']} ({file['bytes']} bytes, {file['content_type']})")
         return [file["path"] for file in saved]
 
-    list_speech(save_speech.output)
+    list_speech(say.expand(text=lines()))

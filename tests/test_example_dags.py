@@ -168,11 +168,12 @@ def test_the_batch_speech_example_maps_one_speech_per_text(run_dag, camb_connect
     )
 
     assert result.state == "success"
-    assert [result.task_states[f"speak[{i}]"] for i in range(3)] == ["success"] * 3
+    for task in ("speak", "save_speech"):
+        assert [result.task_states[f"say.{task}[{i}]"] for i in range(3)] == ["success"] * 3
     sent = camb_connection.requests("create", kind="tts")
     assert sorted(r.json["text"] for r in sent) == ["One.", "Three.", "Two."]
     assert {r.json["voice_id"] for r in sent} == {7}
-    saved = result.xcom("save_speech")
+    saved = result.xcom("say.save_speech")
     assert len({item["path"] for item in saved}) == 3
     for item in saved:
         assert_real_preview(item, tmp_path / "speech")
