@@ -98,7 +98,7 @@ class CambTaskFailedError(CambError):
     """A CAMB task reached a terminal status other than SUCCESS (ERROR, TIMEOUT, ...)."""
 
 
-class CambWaitTimeoutError(CambError, AirflowSensorTimeout):
+class CambWaitTimeoutError(CambError, AirflowFailException, AirflowSensorTimeout):
     """The CAMB task did not finish within the waiter's ``timeout``; fails without retries.
 
     The same error ends every wait that runs out of time, sensor or waiting operator, in every mode.

@@ -23,7 +23,7 @@ pytestmark = [
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_dags" / "example_camb_text_to_voice.py"
 DAG_ID = "example_camb_text_to_voice"
-TRIGGER = "airflow_provider_camb.triggers.text_to_voice.TextToVoiceTrigger"
+TRIGGER = "airflow_provider_camb.triggers.camb_task.CambTaskTrigger"
 
 
 @pytest.fixture(scope="module")

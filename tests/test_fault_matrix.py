@@ -223,12 +223,12 @@ CASES: dict[str, Case] = {
         logged=("the stream was cut off",),
     ),
     "deadline": Case(
-        doc="| the sensor's `timeout` passes while the task is still PENDING | Airflow's sensor timeout fails "
-        "the sensor; no download |",
+        doc="| the sensor's `timeout` passes while the task is still PENDING | `CambWaitTimeoutError` (Airflow's "
+        "sensor timeout) fails the sensor without retries; no download |",
         finish=None,
         states=WAIT_FAILED,
         sensor={"timeout": 3},
-        logged=("AirflowSensorTimeout", "did not finish before the deadline (last status PENDING)"),
+        logged=("CambWaitTimeoutError", "did not finish before the deadline (last status PENDING)"),
     ),
     "deadline_soft_fail": Case(
         doc="| the same with `soft_fail=True` | the sensor and the download are skipped |",

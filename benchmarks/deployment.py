@@ -1,0 +1,279 @@
+"""What a voice costs a real deployment, in three designs of the wait (issue: waits end in the triggerer).
+
+A real Airflow 3 deployment (``tests/deployment.py``: scheduler with LocalExecutor, triggerer,
+dag-processor, API server; the CAMB stand-in as CAMB) runs one DAG run of N voices, create -> wait ->
+download, for each design:
+
+- ``a``: resume on the worker, as 0.1.0 did (``end_from_trigger=False``): mapped create, wait, download;
+- ``b``: end in the triggerer, the default: the same mapped DAG;
+- ``c``: start and end in the triggerer (``start_from_trigger=True``). Airflow 3.3.2 cannot start a *mapped*
+  task in the triggerer, so the N waits are N unmapped sensors, each pulling its create's XCom for one
+  map index; creates and downloads stay mapped, and one small task gathers the run ids.
+
+Figures per (design, N): wall time from trigger to the run's end; CPU-seconds per voice above the
+deployment's idle rate, machine-wide (``/proc/stat``) and of the deployment's own process tree (robust
+when other work shares the machine); worker task starts per voice (executor events in the scheduler
+log); failed tasks. CAMB tasks end ``PENDING_SECONDS`` after creation.
+
+    .venv/bin/python -m benchmarks.deployment [--sizes 50 200] [--designs a b c]
+
+Writes ``results/deployment.json``, ``results/deployment.md`` and ``results/deployment.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import RESULTS, TMP, machine, rounded, write_json
+
+PENDING_SECONDS = 4.0
+POLL_INTERVAL = 2
+IDLE_SECONDS = 20.0
+DESIGNS = {
+    "a": "resume on the worker (end_from_trigger=False)",
+    "b": "end in the triggerer (default)",
+    "c": "start and end in the triggerer (start_from_trigger=True)",
+}
+DESCRIPTION = (
+    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
+    "with a gentle and friendly tone suited to bedtime stories."
+)
+
+_MAPPED = """
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, max_active_tasks=1024) as dag:
+
+    @task
+    def texts() -> list:
+        return [f"Voice number {{i}} says hello." for i in range({n})]
+
+    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
+    wait = TextToVoiceStatusSensor.partial(
+        task_id="wait", poll_interval={poll}, deferrable=True, end_from_trigger={end}, timeout=1800
+    ).expand(camb_task_id=create.output)
+    TextToVoiceResultOperator.partial(task_id="download", destination={destination!r}).expand(run_id=wait.output)
+"""
+
+_STARTED_IN_TRIGGERER = """
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, max_active_tasks=1024) as dag:
+
+    @task
+    def texts() -> list:
+        return [f"Voice number {{i}} says hello." for i in range({n})]
+
+    @task
+    def run_ids(ids: list) -> list:
+        return list(ids)
+
+    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
+    waits = []
+    for i in range({n}):
+        wait = TextToVoiceStatusSensor(
+            task_id=f"wait_{{i}}",
+            camb_task_id="{{{{ ti.xcom_pull(task_ids='create', map_indexes=" + str(i) + ") }}}}",
+            poll_interval={poll},
+            start_from_trigger=True,
+            timeout=1800,
+        )
+        create >> wait
+        waits.append(wait.output)
+    TextToVoiceResultOperator.partial(task_id="download", destination={destination!r}).expand(
+        run_id=run_ids(waits)
+    )
+"""
+
+
+def dag_source(design: str, n: int, dag_id: str, destination: Path) -> str:
+    fields = {
+        "dag_id": dag_id,
+        "n": n,
+        "poll": POLL_INTERVAL,
+        "description": DESCRIPTION,
+        "destination": str(destination),
+        "end": design == "b",
+    }
+    return (_STARTED_IN_TRIGGERER if design == "c" else _MAPPED).format(**fields)
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def _tree_cpu(airflow: Any) -> float:
+    """CPU seconds used by the deployment's processes and every descendant they have reaped."""
+    import psutil
+
+    total = 0.0
+    seen: set[int] = set()
+    for process in airflow._processes.values():
+        if process.pid is None:
+            continue
+        try:
+            leader = psutil.Process(process.pid)
+            members = [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for member in members:
+            if member.pid in seen:
+                continue
+            seen.add(member.pid)
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def _sample(airflow: Any) -> dict[str, float]:
+    busy, total = _machine_busy()
+    return {"time": time.monotonic(), "machine": busy, "tree": _tree_cpu(airflow), "machine_total": total}
+
+
+def _rates(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    seconds = after["time"] - before["time"]
+    return {key: (after[key] - before[key]) / seconds for key in ("machine", "tree")}
+
+
+def _executor_events(airflow: Any, dag_id: str) -> int:
+    pattern = re.compile(r"Received executor event with state \w+ for task instance TaskInstanceKey\(dag_id='")
+    log = airflow.component_log("scheduler")
+    return sum(1 for m in pattern.finditer(log) if log.startswith(f"{dag_id}'", m.end()))
+
+
+def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
+    dag_id = f"bench_{design}_{n}"
+    destination = TMP / "deployment" / dag_id
+    airflow.add_dag(f"{dag_id}.py", dag_source(design, n, dag_id, destination))
+    airflow.wait_for_dag(dag_id, timeout=300)
+    time.sleep(5)  # let parsing of the new file settle
+    idle_start = _sample(airflow)
+    time.sleep(IDLE_SECONDS)
+    idle = _rates(idle_start, _sample(airflow))
+    load_before = os.getloadavg()[0]
+    start = _sample(airflow)
+    run_id = airflow.trigger(dag_id, via="api")
+    state = airflow.wait_for_run(dag_id, run_id, timeout=3600)
+    end = _sample(airflow)
+    wall = end["time"] - start["time"]
+    states = airflow.task_states(dag_id, run_id)
+    failed = sorted(key for key, value in states.items() if value != "success")
+    cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
+    return {
+        "design": design,
+        "what": DESIGNS[design],
+        "n": n,
+        "run_state": state,
+        "wall_s": rounded(wall, 1),
+        "cpu_s_per_voice_machine": rounded(cpu["machine"], 3),
+        "cpu_s_per_voice_tree": rounded(cpu["tree"], 3),
+        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
+        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        "worker_starts_per_voice": rounded(_executor_events(airflow, dag_id) / n, 3),
+        "tasks": len(states),
+        "failed_tasks": len(failed),
+        "failed": failed[:20],
+        "load_1min_before": rounded(load_before, 2),
+        "load_1min_after": rounded(os.getloadavg()[0], 2),
+    }
+
+
+def report(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| N | design | wall s | CPU-s/voice (machine) | CPU-s/voice (tree) | vs (a) | worker starts/voice "
+        "| failed | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
+        ratio = ""
+        if base and base["cpu_s_per_voice_tree"]:
+            ratio = f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.2f}x"
+        lines.append(
+            f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['cpu_s_per_voice_machine']} | "
+            f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['worker_starts_per_voice']} | {run['failed_tasks']} | "
+            f"{run['load_1min_before']} -> {run['load_1min_after']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in runs})
+    designs = sorted({r["design"] for r in runs})
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for axis, key, title in zip(
+        axes,
+        ("cpu_s_per_voice_tree", "wall_s", "worker_starts_per_voice"),
+        ("CPU-s per voice (deployment, above idle)", "wall time, s", "worker starts per voice"),
+        strict=True,
+    ):
+        width = 0.8 / len(designs)
+        for index, design in enumerate(designs):
+            values = [next((r[key] for r in runs if r["n"] == n and r["design"] == design), 0) for n in sizes]
+            axis.bar([i + index * width for i in range(len(sizes))], values, width, label=f"({design})")
+        axis.set_xticks([i + width * (len(designs) - 1) / 2 for i in range(len(sizes))], [f"N={n}" for n in sizes])
+        axis.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    figure.suptitle(
+        "create -> wait -> download in a real deployment: (a) resume on worker, (b) end in triggerer, "
+        "(c) start+end in triggerer",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--designs", nargs="+", choices=sorted(DESIGNS), default=sorted(DESIGNS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from tests.deployment import AirflowDeployment
+
+    runs: list[dict[str, Any]] = []
+    environment = {"AIRFLOW__CORE__PARALLELISM": "64", "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1024"}
+    with AirflowDeployment(pending_seconds=PENDING_SECONDS, env=environment, start_timeout=300) as airflow:
+        for n in args.sizes:
+            for design in args.designs:
+                print(f"[{time.strftime('%H:%M:%S')}] design ({design}) N={n}", file=sys.stderr, flush=True)
+                runs.append(run_design(airflow, design, n))
+                print(report(runs[-1:]), file=sys.stderr, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "deployment.json", {"machine": machine(), "pending_seconds": PENDING_SECONDS, "runs": runs})
+    (args.out / "deployment.md").write_text(report(runs))
+    plot(runs, args.out / "deployment.png")
+    print(report(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

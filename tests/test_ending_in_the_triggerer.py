@@ -1,0 +1,263 @@
+"""Waits that end (and start) in the triggerer: the events, the rows of 0.1.0, and the checks at parse time.
+
+Real HTTP to the stand-in for the triggers and the dag.test() runs; the parse-time checks need no server.
+A real scheduler and triggerer are exercised in ``tests/test_quick_waits_deployment.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import json
+import warnings
+from typing import Any
+
+import pytest
+from airflow.triggers.base import TaskSuccessEvent
+
+from airflow_provider_camb.exceptions import CambInputError
+from airflow_provider_camb.sensors.camb_task import _triggerer_renders_templates
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger, status_from_event
+from tests.airflow_harness import AIRFLOW_3
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def camb_connection(camb_standin, monkeypatch):
+    conn = json.loads(camb_standin.connection_json())
+    conn["extra"] = {"backoff": 0.05, "backoff_max": 0.2}
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
+    return camb_standin
+
+
+def first_event(trigger: CambTaskTrigger, limit: float = 20) -> Any:
+    async def run() -> list[Any]:
+        async with asyncio.timeout(limit):
+            return [event async for event in trigger.run()]
+
+    events = asyncio.run(run())
+    assert len(events) == 1, events
+    return events[0]
+
+
+def run_id_of(camb_task_id: str) -> int:
+    """The run id the stand-in gave a finished task, read over HTTP like any client would."""
+    from airflow_provider_camb.hooks.camb import CambHook
+
+    return CambHook().get_task_status("text-to-voice", camb_task_id).run_id_or_raise()
+
+
+def ending_in_the_triggerer(camb_task_id: str, **kwargs: Any) -> CambTaskTrigger:
+    return CambTaskTrigger(
+        camb_task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, **kwargs
+    )
+
+
+# --- the trigger -----------------------------------------------------------------------------------
+
+
+def test_success_ends_the_task_in_the_triggerer_with_the_run_id_as_xcoms(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=0.3)
+    event = first_event(
+        CambTaskTrigger(task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True)
+    )
+    assert isinstance(event, TaskSuccessEvent)
+    run_id = run_id_of(task_id)
+    assert event.xcoms == {"return_value": run_id, "run_id": run_id}
+
+
+@pytest.mark.parametrize("outcome", ["ERROR", "TIMEOUT", "PAYMENT_REQUIRED"])
+def test_every_other_outcome_resumes_on_a_worker_even_when_ending_in_the_triggerer(camb_connection, outcome):
+    task_id = camb_connection.add_task(pending_seconds=0.3, outcome=outcome)
+    event = first_event(
+        CambTaskTrigger(task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True)
+    )
+    assert not isinstance(event, TaskSuccessEvent)
+    assert event.payload["status"] == outcome and event.payload["task_id"] == task_id
+
+
+def test_a_deadline_resumes_on_a_worker_even_when_ending_in_the_triggerer(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=60)
+    trigger = CambTaskTrigger(
+        task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, timeout=1
+    )
+    assert first_event(trigger).payload["status"] == "timeout"
+
+
+def test_an_unknown_kind_in_a_row_ends_the_wait_with_an_error_not_a_broken_triggerer(camb_connection):
+    event = first_event(CambTaskTrigger("t", kind="no-such-kind", poll_interval=0.1, wait_before_first_poll=False))
+    assert event.payload["status"] == "error"
+    with pytest.raises(CambInputError, match="Unknown CAMB task kind 'no-such-kind'"):
+        status_from_event(event.payload)
+
+
+def test_a_trigger_row_written_by_0_1_0_loads_and_finishes(camb_connection, airflow_home):
+    """The classpath and kwargs exactly as 0.1.0 stored them, through Airflow's own row encryption."""
+    from airflow.models.trigger import Trigger
+
+    task_id = camb_connection.add_task(pending_seconds=0.3)
+    classpath = "airflow_provider_camb.triggers.text_to_voice.TextToVoiceTrigger"
+    kwargs_0_1_0 = {
+        "camb_task_id": task_id,
+        "camb_conn_id": "camb_default",
+        "poll_interval": 0.1,
+        "deadline": None,
+        "wait_before_first_poll": False,
+    }
+    row = Trigger(classpath=classpath, kwargs=kwargs_0_1_0)
+    loaded = row.kwargs if not AIRFLOW_3 else _decoded_kwargs(row)
+    module, _, name = row.classpath.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**loaded)
+    event = first_event(trigger)
+    assert not isinstance(event, TaskSuccessEvent)  # 0.1.0's task waits in execute_complete: it must resume there
+    payload = event.payload
+    assert payload["status"] == "SUCCESS" and payload["run_id"] == run_id_of(task_id)
+    old_payload = {k: v for k, v in payload.items() if k != "kind"}  # what a 0.1.0 trigger sent
+    status = status_from_event(old_payload)
+    assert status.kind == "text-to-voice" and status.run_id_or_raise() == payload["run_id"]
+
+
+def _decoded_kwargs(row: Any) -> dict[str, Any]:
+    from airflow.models.trigger import Trigger
+    from airflow.serialization.decoders import smart_decode_trigger_kwargs
+
+    return {k: smart_decode_trigger_kwargs(v) for k, v in Trigger._decrypt_kwargs(row.encrypted_kwargs).items()}
+
+
+# --- dag.test() ------------------------------------------------------------------------------------
+
+SENSOR_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    CambTaskSensor(
+        task_id="wait", kind="text-to-voice", camb_task_id="{camb_task_id}", poll_interval=0.5, deferrable=True,
+        {options}
+    )
+"""
+
+
+@pytest.mark.parametrize("end_from_trigger", [True, False])
+def test_a_deferred_sensor_returns_the_run_id_either_way(run_dag, camb_connection, end_from_trigger):
+    task_id = camb_connection.add_task(pending_seconds=8)  # dag.test needs ~5 s before the sensor runs
+    source = SENSOR_DAG.format(
+        dag_id=f"end_in_triggerer_{next(_ids)}", camb_task_id=task_id, options=f"end_from_trigger={end_from_trigger},"
+    )
+    result = run_dag.run(source)
+    run_id = run_id_of(task_id)
+    assert result.task_states == {"wait": "success"}
+    assert result.xcom("wait") == run_id and result.xcom("wait", "run_id") == run_id
+
+
+# --- start_from_trigger: what is refused, accepted or changed when the DAG is parsed ----------------
+
+
+def parse(source: str) -> Any:
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102  # DAG source written by the test itself
+    return namespace
+
+
+DAG_HEAD = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+DESCRIPTION = "a calm and friendly narrator voice with a soft accent, speaking slowly and clearly " * 3
+with DAG("parsed", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    create = TextToVoiceOperator(task_id="create", text="Hello", voice_description=DESCRIPTION)
+"""
+
+
+def test_an_unknown_kind_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(CambInputError, match=r"Unknown CAMB task kind 'voice'.*text-to-voice, tts"):
+        parse(DAG_HEAD + "    CambTaskSensor(task_id='wait', kind='voice', camb_task_id='t')\n")
+
+
+def test_a_mapped_wait_cannot_start_in_the_triggerer_and_the_error_shows_what_works():
+    source = DAG_HEAD + (
+        "    TextToVoiceStatusSensor.partial(task_id='wait', start_from_trigger=True).expand(camb_task_id=['a', 'b'])\n"
+    )
+    with pytest.raises(CambInputError, match=r"Drop start_from_trigger.*\.expand\(camb_task_id=create\.output\)"):
+        parse(source)
+
+
+def test_a_mapped_wait_without_start_from_trigger_is_accepted():
+    parse(DAG_HEAD + "    TextToVoiceStatusSensor.partial(task_id='wait').expand(camb_task_id=['a', 'b'])\n")
+
+
+def test_a_plain_task_id_starts_in_the_triggerer_as_it_is():
+    sensor = parse(
+        DAG_HEAD + "    s = CambTaskSensor(task_id='w', kind='tts', camb_task_id='t-1', start_from_trigger=True)\n"
+    )["s"]
+    assert sensor.start_from_trigger is True
+    kwargs = sensor.start_trigger_args.trigger_kwargs
+    assert kwargs["camb_task_id"] == "t-1" and kwargs["kind"] == "tts" and kwargs["end_from_trigger"] is True
+    assert sensor.start_trigger_args.trigger_cls == "airflow_provider_camb.triggers.camb_task.CambTaskTrigger"
+    assert json.dumps(kwargs)  # stored in the trigger row: plain data, no secret
+    CambTaskTrigger(**kwargs)  # and the trigger accepts exactly these kwargs
+    assert type(sensor).start_trigger_args.trigger_kwargs is None  # the class attribute is not mutated
+
+
+RENDERS = _triggerer_renders_templates()
+needs_3_3 = pytest.mark.skipif(not RENDERS, reason="the triggerer renders templates from Airflow 3.3")
+before_3_3 = pytest.mark.skipif(RENDERS, reason="Airflow 3.3+ renders templates in the triggerer")
+FROM_CREATE = "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, start_from_trigger=True)\n"
+
+
+@needs_3_3
+def test_the_create_tasks_xcom_is_pulled_for_one_map_index_in_the_triggerer():
+    sensor = parse(DAG_HEAD + FROM_CREATE)["s"]
+    assert sensor.start_from_trigger is True
+    assert sensor.start_trigger_args.trigger_kwargs["camb_task_id"] == (
+        "{{ ti.xcom_pull(task_ids='create', key='return_value', map_indexes=-1) }}"
+    )
+    assert sensor.upstream_task_ids == {"create"}  # the dependency stays
+
+
+@needs_3_3
+def test_a_jinja_pull_naming_its_map_index_is_kept():
+    template = "{{ ti.xcom_pull(task_ids='create', map_indexes=-1) }}"
+    sensor = parse(
+        DAG_HEAD + f"    s = TextToVoiceStatusSensor(task_id='w', camb_task_id={template!r}, start_from_trigger=True)\n"
+    )["s"]
+    assert sensor.start_trigger_args.trigger_kwargs["camb_task_id"] == template
+
+
+@needs_3_3
+def test_a_jinja_pull_without_a_map_index_is_refused_because_it_would_hang_in_the_triggerer():
+    template = "{{ ti.xcom_pull(task_ids='create') }}"
+    source = (
+        DAG_HEAD + f"    TextToVoiceStatusSensor(task_id='w', camb_task_id={template!r}, start_from_trigger=True)\n"
+    )
+    with pytest.raises(CambInputError, match=r"map_indexes=-1"):
+        parse(source)
+
+
+@needs_3_3
+def test_the_xcom_of_a_mapped_create_is_refused_with_the_form_that_works():
+    source = DAG_HEAD + (
+        "    many = TextToVoiceOperator.partial(task_id='many', voice_description=DESCRIPTION)"
+        ".expand(text=['a', 'b'])\n"
+        "    TextToVoiceStatusSensor(task_id='w', camb_task_id=many.output, start_from_trigger=True)\n"
+    )
+    with pytest.raises(CambInputError, match=r"\.partial\(\.\.\.\)\.expand\(camb_task_id=create\.output\)"):
+        parse(source)
+
+
+@before_3_3
+def test_before_3_3_a_templated_id_falls_back_to_deferring_from_a_worker_with_a_warning():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sensor = parse(
+            DAG_HEAD
+            + "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, start_from_trigger=True)\n"
+        )["s"]
+    assert sensor.start_from_trigger is False
+    assert any("needs Airflow 3.3 or newer" in str(w.message) for w in caught)
