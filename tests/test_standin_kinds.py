@@ -148,3 +148,16 @@ def test_the_generic_sensor_fails_an_error_of_its_kind_with_that_kinds_advice(ru
     output = capfd.readouterr()
     assert "CAMB dubbing task" in output.out + output.err
     assert "video_url and languages" in output.out + output.err
+
+
+def test_the_http_control_client_filters_recorded_requests_by_kind(camb_standin):
+    from airflow_provider_camb.testing import CambStandInClient
+
+    for kind in ("tts", "dub"):
+        api(camb_standin, "GET", f"/{kind}/{camb_standin.add_task(kind=kind)}")
+    client = CambStandInClient(camb_standin.base_url)
+    try:
+        assert [r["path"].split("/")[1] for r in client.requests("status", kind="dub")] == ["dub"]
+        assert len(client.requests("status")) == 2
+    finally:
+        client.close()

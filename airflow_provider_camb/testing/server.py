@@ -737,7 +737,9 @@ class CambStandIn:
                     await self._begin_outage(float(body["seconds"]))
                     return json_reply(200, {"ok": True})
                 case "GET", "requests":
-                    return json_reply(200, [asdict(r) for r in self.requests(query.get("endpoint"))])
+                    return json_reply(
+                        200, [asdict(r) for r in self.requests(query.get("endpoint"), kind=query.get("kind"))]
+                    )
                 case "DELETE", "requests":
                     self.clear_requests()
                     return json_reply(200, {"ok": True})
