@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -28,6 +30,7 @@ from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambError,
     CambInputError,
+    CambLinkRefusedError,
     CambNotFoundError,
     CambPaymentRequiredError,
     CambRateLimitError,
@@ -36,11 +39,14 @@ from airflow_provider_camb.exceptions import (
     CambTaskFailedError,
     CambValidationError,
 )
-from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind, kind_of
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
 
 MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
 MAX_INPUT_CHARS = 10_000
+MAX_URL_CHARS = 4096
+TRANSCRIPTION_MODES = ("fast", "slow")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
 class TaskStatus:
@@ -106,12 +112,25 @@ TextToVoiceStatus = CambTaskStatus
 
 
 @dataclass(frozen=True)
-class DownloadedPreview:
-    """One preview audio file written by ``CambHook.download_preview``."""
+class DownloadedFile:
+    """One file streamed by the hook (a preview, speech, sound, a dubbed track): its size, digest and type."""
 
     bytes: int
     sha256: str
     content_type: str | None
+
+
+#: The name 0.1.0 gave a downloaded preview; every download is a ``DownloadedFile``.
+DownloadedPreview = DownloadedFile
+
+
+@dataclass(frozen=True)
+class DubbedOutput:
+    """The dubbed result of one target language. The links are bearer links: never shown beyond their host."""
+
+    audio_url: str = field(repr=False)
+    video_url: str | None = field(repr=False)
+    transcript: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -251,6 +270,41 @@ def check_run_id(run_id: object) -> int:
     return value
 
 
+def digits(value: object) -> int | None:
+    """The number a digit string (what a template renders) spells; None for anything else."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def whole_number(name: str, value: object, *, optional: bool = False) -> int | None:
+    """An integer field; digit strings (what templates render) are accepted, booleans are not."""
+    if value is None and optional:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (number := digits(value)) is not None:
+        return number
+    raise CambInputError(f"{name} must be a whole number, got {value!r}.")
+
+
+def _required_number(name: str, value: object) -> int:
+    number = whole_number(name, value)
+    assert number is not None
+    return number
+
+
+def language(name: str, value: object) -> int | str:
+    """A CAMB language: an integer id (digit strings pass) or a locale tag such as ``fr-fr``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (number := digits(value)) is not None:
+        return number
+    if isinstance(value, str) and _LOCALE.fullmatch(value.strip()):
+        return value.strip()
+    raise CambInputError(f"{name} must be a CAMB language id (an integer) or a locale tag like 'fr-fr', got {value!r}.")
+
+
 def _check_text(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise CambInputError(f"{name} must be a string, got {type(value).__name__}.")
@@ -283,6 +337,13 @@ def create_text_to_voice_request(
             f"{MIN_DESCRIPTION_CHARS} characters and {MIN_DESCRIPTION_WORDS} words to design a voice. "
             "Describe the voice in more detail (age, accent, tone, pace), or pass check_description=False."
         )
+    return _create(TEXT_TO_VOICE, body, project_name, project_description, folder_id)
+
+
+def _create(
+    kind: CambKind, body: dict[str, Any], project_name: object, project_description: object, folder_id: object
+) -> ApiRequest:
+    """``POST /{create path}`` of a kind, with the optional project fields every create accepts."""
     for name, value in (("project_name", project_name), ("project_description", project_description)):
         if value is not None:
             body[name] = _check_text(name, value)
@@ -290,7 +351,175 @@ def create_text_to_voice_request(
         if isinstance(folder_id, bool) or not isinstance(folder_id, int):
             raise CambInputError(f"folder_id must be an integer, got {folder_id!r}.")
         body["folder_id"] = folder_id
-    return ApiRequest("POST", "/text-to-voice", "creating a text-to-voice task", json=body)
+    return ApiRequest("POST", kind.create_path, f"creating a {kind.label} task", json=body)
+
+
+def _optional_numbers(body: dict[str, Any], **values: object) -> None:
+    for name, value in values.items():
+        if value is not None:
+            body[name] = whole_number(name, value)
+
+
+def create_tts_request(
+    text: object,
+    voice_id: object,
+    language_id: object,
+    *,
+    gender: object = None,
+    age: object = None,
+    project_name: str | None = None,
+    project_description: str | None = None,
+    folder_id: int | None = None,
+) -> ApiRequest:
+    """``POST /tts``: speak ``text`` with ``voice_id`` in ``language_id`` (integers; digit strings pass)."""
+    body: dict[str, Any] = {
+        "text": _check_text("text", text),
+        "voice_id": _required_number("voice_id", voice_id),
+        "language": _required_number("language", language_id),
+    }
+    _optional_numbers(body, gender=gender, age=age)
+    return _create(TTS, body, project_name, project_description, folder_id)
+
+
+def create_translated_tts_request(
+    text: object,
+    voice_id: object,
+    source_language: object,
+    target_language: object,
+    *,
+    gender: object = None,
+    age: object = None,
+    formality: object = None,
+    chosen_dictionaries: object = None,
+    project_name: str | None = None,
+    project_description: str | None = None,
+    folder_id: int | None = None,
+) -> ApiRequest:
+    """``POST /translated-tts``: speak ``text`` translated from ``source_language`` into ``target_language``."""
+    body: dict[str, Any] = {
+        "text": _check_text("text", text),
+        "voice_id": _required_number("voice_id", voice_id),
+        "source_language": _required_number("source_language", source_language),
+        "target_language": _required_number("target_language", target_language),
+    }
+    _optional_numbers(body, gender=gender, age=age, formality=formality)
+    if chosen_dictionaries is not None:
+        body["chosen_dictionaries"] = _number_list("chosen_dictionaries", chosen_dictionaries)
+    return _create(TRANSLATED_TTS, body, project_name, project_description, folder_id)
+
+
+def _number_list(name: str, values: object) -> list[int]:
+    if not isinstance(values, (list, tuple)):
+        raise CambInputError(f"{name} must be a list of whole numbers, got {values!r}.")
+    return [_required_number(f"{name}[{index}]", value) for index, value in enumerate(values)]
+
+
+def check_media_url(name: str, url: object) -> str:
+    """A public http(s) media URL; errors show only its host (it may be a signed link)."""
+    if not isinstance(url, str) or not url.strip():
+        raise CambInputError(f"{name} must be a non-empty http(s) URL, got {type(url).__name__}.")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise CambInputError(f"{name} is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CambInputError(
+            f"{name} must be a public http(s) URL CAMB can fetch, got one with scheme {parts.scheme!r}."
+        )
+    if len(url) > MAX_URL_CHARS:
+        raise CambInputError(f"{name} is {len(url)} characters long; at most {MAX_URL_CHARS} are accepted.")
+    return url
+
+
+def create_dub_request(
+    video_url: object,
+    source_language: object,
+    target_languages: object,
+    *,
+    selected_audio_tracks: object = None,
+    add_output_as_an_audio_track: object = None,
+    chosen_dictionaries: object = None,
+    ai_optimization: object = None,
+    transcription_mode: object = None,
+    source_transcript: object = None,
+    target_transcripts: object = None,
+    project_name: str | None = None,
+    project_description: str | None = None,
+    folder_id: int | None = None,
+) -> ApiRequest:
+    """``POST /dub``: dub the media at ``video_url`` into each target language (ids or locale tags)."""
+    targets = target_languages if isinstance(target_languages, (list, tuple)) else [target_languages]
+    if not targets:
+        raise CambInputError("target_languages must name at least one language.")
+    body: dict[str, Any] = {
+        "video_url": check_media_url("video_url", video_url),
+        "source_language": language("source_language", source_language),
+        "target_languages": [language(f"target_languages[{i}]", value) for i, value in enumerate(targets)],
+    }
+    if len(set(body["target_languages"])) != len(targets):
+        raise CambInputError(f"target_languages names a language twice: {body['target_languages']!r}.")
+    for name, values in (
+        ("selected_audio_tracks", selected_audio_tracks),
+        ("chosen_dictionaries", chosen_dictionaries),
+    ):
+        if values is not None:
+            body[name] = _number_list(name, values)
+    for name, flag in (
+        ("add_output_as_an_audio_track", add_output_as_an_audio_track),
+        ("ai_optimization", ai_optimization),
+    ):
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise CambInputError(f"{name} must be True or False, got {flag!r}.")
+            body[name] = flag
+    if transcription_mode is not None:
+        if transcription_mode not in TRANSCRIPTION_MODES:
+            raise CambInputError(
+                f"transcription_mode must be one of {TRANSCRIPTION_MODES}, got {transcription_mode!r}."
+            )
+        body["transcription_mode"] = transcription_mode
+    if source_transcript is not None:
+        if not isinstance(source_transcript, dict):
+            raise CambInputError("source_transcript must be a JSON object (CAMB's SRT input).")
+        body["source_transcript"] = source_transcript
+    if target_transcripts is not None:
+        if not isinstance(target_transcripts, (list, tuple)) or not all(
+            isinstance(t, dict) for t in target_transcripts
+        ):
+            raise CambInputError("target_transcripts must be a list of JSON objects, one per target language.")
+        body["target_transcripts"] = list(target_transcripts)
+    return _create(DUB, body, project_name, project_description, folder_id)
+
+
+def create_text_to_sound_request(
+    prompt: object,
+    *,
+    duration: object = None,
+    audio_type: object = None,
+    project_name: str | None = None,
+    project_description: str | None = None,
+    folder_id: int | None = None,
+) -> ApiRequest:
+    """``POST /text-to-sound``: a sound effect or music from ``prompt``; ``duration`` in seconds."""
+    body: dict[str, Any] = {"prompt": _check_text("prompt", prompt)}
+    if duration is not None:
+        seconds: float | None = None
+        if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+            seconds = float(duration)
+        elif isinstance(duration, str):
+            with suppress(ValueError):
+                seconds = float(duration)
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            raise CambInputError(f"duration must be a positive number of seconds, got {duration!r}.")
+        body["duration"] = seconds
+    if audio_type is not None:
+        if not isinstance(audio_type, str) or not audio_type.strip():
+            raise CambInputError(
+                f"audio_type must be a non-empty string such as 'sound' or 'music', got {audio_type!r}."
+            )
+        body["audio_type"] = audio_type.strip()
+    return _create(TEXT_TO_SOUND, body, project_name, project_description, folder_id)
 
 
 def status_request(kind: str | CambKind, task_id: object) -> ApiRequest:
@@ -311,6 +540,16 @@ def result_request(kind: str | CambKind, run_id: object, params: dict[str, str] 
     return ApiRequest(
         "GET", camb_kind.result_url_path(run), f"fetching the result of CAMB {camb_kind.label} run {run}", params=params
     )
+
+
+def media_result_request(kind: str | CambKind, run_id: object, output_type: object = "RAW_BYTES") -> ApiRequest:
+    """``GET /{result path}/{run_id}?output_type=...`` of a kind whose result is one media file."""
+    camb_kind = kind_of(kind)
+    if not camb_kind.output_types:
+        raise CambInputError(f"A CAMB {camb_kind.label} result is not one media file; it has no output_type.")
+    if output_type not in camb_kind.output_types:
+        raise CambInputError(f"output_type must be one of {camb_kind.output_types}, got {output_type!r}.")
+    return result_request(camb_kind, run_id, {"output_type": str(output_type)})
 
 
 def source_languages_request() -> ApiRequest:
@@ -426,6 +665,18 @@ def classify_reply(request: ApiRequest, status: int, headers: Any, body: bytes, 
     raise error
 
 
+def classify_link_reply(request: ApiRequest, status: int, headers: Any, body: bytes, conn_id: str) -> Any:
+    """``classify_reply`` for a bearer link on a storage host: there 401/403 mean the link, never the key."""
+    if status in (401, 403):
+        raise CambLinkRefusedError(
+            f"The storage host refused the link while {request.what} (HTTP {status}): the link expired or "
+            "was refused. The API key is never sent to storage hosts, so it is not the cause; fetch the "
+            "result again for fresh links (run this task again).",
+            http_status=status,
+        )
+    return classify_reply(request, status, headers, body, conn_id)
+
+
 def _unreadable(what: str, problem: str) -> CambResponseError:
     return CambResponseError(f"CAMB's reply to {what} is not in the documented shape: {problem}.")
 
@@ -480,14 +731,52 @@ def parse_previews(body: Any, run_id: int) -> list[str]:
         raise CambApiError(
             f"CAMB run {run_id} has no previews. Create the task again; contact CAMB.AI support if it repeats."
         )
-    for url in previews:
-        try:
-            scheme = urlsplit(url).scheme
-        except ValueError:  # e.g. "http://[": urlsplit refuses it
-            raise _unreadable(what, "a preview link that is not a valid URL") from None
-        if scheme not in ("http", "https"):
-            raise _unreadable(what, f"a preview link with scheme {scheme!r}")
-    return previews
+    return [_link(url, what, "a preview link") for url in previews]
+
+
+def _link(url: object, what: str, name: str) -> str:
+    """A result link CAMB sent; its problems are told without the link itself (it may be a bearer link)."""
+    if not isinstance(url, str):
+        raise _unreadable(what, f"{name} that is not a string")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[": urlsplit refuses it
+        raise _unreadable(what, f"{name} that is not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise _unreadable(what, f"{name} with scheme {parts.scheme!r}")
+    return url
+
+
+def parse_output_url(body: Any, kind: str | CambKind, run_id: int) -> str:
+    """The ``output_url`` of a ``FILE_URL`` result (a bearer link)."""
+    what = result_request(kind, run_id).what
+    if not isinstance(body, dict) or "output_url" not in body:
+        raise _unreadable(what, "no output_url")
+    return _link(body["output_url"], what, "an output_url")
+
+
+def parse_dub_result(body: Any, run_id: int) -> dict[str | None, DubbedOutput]:
+    """The dubbed outputs of a run: ``{None: output}`` for the one-object shape, else ``{language: output}``."""
+    what = result_request(DUB, run_id).what
+    if not isinstance(body, dict) or not body:
+        raise _unreadable(what, "expected a JSON object")
+    if "audio_url" in body:
+        return {None: _dubbed(body, what, "")}
+    return {str(lang): _dubbed(result, what, f" for language {str(lang)[:50]!r}") for lang, result in body.items()}
+
+
+def _dubbed(result: Any, what: str, where: str) -> DubbedOutput:
+    if not isinstance(result, dict):
+        raise _unreadable(what, f"a result{where} that is not an object")
+    video = result.get("video_url")
+    transcript = result.get("transcript", [])
+    if not isinstance(transcript, list) or not all(isinstance(line, dict) for line in transcript):
+        raise _unreadable(what, f"a transcript{where} that is not a list of objects")
+    return DubbedOutput(
+        audio_url=_link(result.get("audio_url"), what, f"an audio_url{where}"),
+        video_url=None if video is None else _link(video, what, f"a video_url{where}"),
+        transcript=transcript,
+    )
 
 
 def parse_voice_id(body: Any) -> int:

@@ -42,6 +42,14 @@ class CambAuthError(CambError):
     """CAMB refused the API key (HTTP 401 or 403)."""
 
 
+class CambLinkRefusedError(CambError):
+    """A storage host answered 401/403 for a result link (a bearer link): the link expired or was refused.
+
+    The API key plays no part in it (links are fetched without the key); fetching the result again
+    gives fresh links.
+    """
+
+
 class CambNotFoundError(CambError):
     """CAMB does not know the task or run (HTTP 404)."""
 

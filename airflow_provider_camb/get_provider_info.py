@@ -13,7 +13,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-camb",
         "name": "CAMB.AI",
-        "description": "Design voices from text descriptions with the CAMB.AI API: create, wait, download.",
+        "description": "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds; create, wait, save.",
         "versions": [__version__],
         "integrations": [
             {
@@ -28,7 +28,11 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "CAMB.AI",
                 "python-modules": [
                     "airflow_provider_camb.operators.camb_task",
+                    "airflow_provider_camb.operators.camb_media_result",
                     "airflow_provider_camb.operators.text_to_voice",
+                    "airflow_provider_camb.operators.text_to_speech",
+                    "airflow_provider_camb.operators.dubbing",
+                    "airflow_provider_camb.operators.text_to_sound",
                 ],
             }
         ],

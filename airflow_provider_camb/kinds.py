@@ -23,6 +23,9 @@ class CambKind:
     :param create_path: Where a POST starts a task.
     :param result_path: Where ``/{result_path}/{run_id}`` gives the result of a run.
     :param inputs: What to review when a task of this kind ends with ERROR.
+    :param output_types: The ``output_type`` values its result endpoint takes (empty: a JSON result only).
+        ``RAW_BYTES`` streams the media itself from the API host; ``FILE_URL`` answers a bearer link to it.
+    :param media: What its result holds when it is media (file names and log lines say so), e.g. ``speech``.
     """
 
     name: str
@@ -30,6 +33,8 @@ class CambKind:
     create_path: str
     result_path: str
     inputs: str
+    output_types: tuple[str, ...] = ()
+    media: str = ""
 
     def status_path(self, encoded_task_id: str) -> str:
         return f"/{self.name}/{encoded_task_id}"
@@ -48,12 +53,25 @@ class CambKind:
 TEXT_TO_VOICE = CambKind(
     "text-to-voice", "text-to-voice", "/text-to-voice", "text-to-voice-result", "text and voice description"
 )
-TTS = CambKind("tts", "text-to-speech", "/tts", "tts-result", "text, voice_id and language")
+#: The result output types of the kinds whose result is one media file.
+MEDIA_OUTPUT_TYPES = ("RAW_BYTES", "FILE_URL")
+
+TTS = CambKind(
+    "tts", "text-to-speech", "/tts", "tts-result", "text, voice_id and language", MEDIA_OUTPUT_TYPES, "speech"
+)
 TRANSLATED_TTS = CambKind(
-    "translated-tts", "translated text-to-speech", "/translated-tts", "tts-result", "text, voice_id and languages"
+    "translated-tts",
+    "translated text-to-speech",
+    "/translated-tts",
+    "tts-result",
+    "text, voice_id and languages",
+    MEDIA_OUTPUT_TYPES,
+    "speech",
 )
 DUB = CambKind("dub", "dubbing", "/dub", "dub-result", "video_url and languages")
-TEXT_TO_SOUND = CambKind("text-to-sound", "text-to-sound", "/text-to-sound", "text-to-sound-result", "prompt")
+TEXT_TO_SOUND = CambKind(
+    "text-to-sound", "text-to-sound", "/text-to-sound", "text-to-sound-result", "prompt", MEDIA_OUTPUT_TYPES, "sound"
+)
 TRANSCRIBE = CambKind("transcribe", "transcription", "/transcribe", "transcription-result", "media and language")
 AUDIO_SEPARATION = CambKind(
     "audio-separation", "audio separation", "/audio-separation", "audio-separation-result", "media file"

@@ -1,9 +1,11 @@
-"""The body of ``scripts/demo``: run example_camb_text_to_voice with ``airflow dags test`` against the stand-in.
+"""The body of ``scripts/demo``: run the text-to-voice and design-keep-speak examples against the stand-in.
 
 Starts the CAMB stand-in CLI on a free port, makes a temporary AIRFLOW_HOME (``airflow db migrate``),
-copies the example DAG into it, runs the DAG with the previews going to ``--output``, then lists each
-preview with its size and duration. The stand-in and the temporary home go away on every exit
-(Ctrl-C and SIGTERM included); the home is kept when the run fails, so its logs can be read.
+copies the example DAGs into it, runs example_camb_text_to_voice with ``airflow dags test`` and the
+previews going to ``--output``, lists each preview with its size and duration, then runs
+example_camb_design_keep_speak (design, keep, speak) and prints where the speech landed. The stand-in
+and the temporary home go away on every exit (Ctrl-C and SIGTERM included); the home is kept when a
+run fails, so its logs can be read.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from types import FrameType
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "example_camb_text_to_voice"
 DAG_FILE = REPO / "example_dags" / f"{DAG_ID}.py"
+SPEAK_DAG_ID = "example_camb_design_keep_speak"
+SPEAK_DAG_FILE = REPO / "example_dags" / f"{SPEAK_DAG_ID}.py"
 TASK_ORDER = ["create_voice", "wait_for_voice", "download_previews", "keep_voice_requested", "keep_voice"]
 TRIGGER_DONE = re.compile(r"CAMB task \S+ ended with (\w+) after (\d+) polls? in ([\d.]+) s")
 
@@ -89,27 +93,29 @@ def airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
         )
 
 
-def run_outcome(db_path: Path) -> tuple[str, dict[str, str], list[dict[str, object]]]:
-    """The last run's state, its task states, and download_previews' return value (read from the database)."""
+def run_outcome(
+    db_path: Path, dag_id: str = DAG_ID, task_id: str = "download_previews"
+) -> tuple[str, dict[str, str], list[dict[str, object]]]:
+    """The last run's state, its task states, and ``task_id``'s return value as a list (read from the database)."""
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         row = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
         ).fetchone()
         if row is None:
             return "missing", {}, []
         run_id, state = row
         tasks = dict(
-            db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id))
+            db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
         )
         value = db.execute(
             "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            (DAG_ID, run_id, "download_previews"),
+            (dag_id, run_id, task_id),
         ).fetchone()
     files: list[dict[str, object]] = []
     if value is not None:
         with contextlib.suppress(ValueError, TypeError):
             decoded = json.loads(value[0])
-            files = decoded if isinstance(decoded, list) else []
+            files = decoded if isinstance(decoded, list) else [decoded] if isinstance(decoded, dict) else []
     return str(state), {k: str(v) for k, v in tasks.items()}, files
 
 
@@ -166,6 +172,7 @@ def main() -> int:
         )
         (home / "dags").mkdir()
         shutil.copyfile(DAG_FILE, home / "dags" / DAG_FILE.name)
+        shutil.copyfile(SPEAK_DAG_FILE, home / "dags" / SPEAK_DAG_FILE.name)
         step = time.monotonic()
         if airflow(["db", "migrate"], env, log_path) != 0:
             raise DemoFailed("`airflow db migrate` failed")
@@ -192,9 +199,25 @@ def main() -> int:
         if not paths:
             raise DemoFailed("the run succeeded but wrote no preview file")
 
-        print(f"\nDone in {time.monotonic() - started:.0f} s. {len(paths)} voice previews in {_shown(output)}/:")
+        print(f"     {len(paths)} voice previews in {_shown(output)}/:")
         for path in paths:
-            print(f"  {_shown(path)}  {path.stat().st_size / 1024:6.1f} KiB  {describe(path)}")
+            print(f"       {_shown(path)}  {path.stat().st_size / 1024:6.1f} KiB  {describe(path)}")
+
+        print(f"  4. airflow dags test {SPEAK_DAG_ID} (design, keep, speak) ...", flush=True)
+        step = time.monotonic()
+        conf = json.dumps({"destination": str(output)})
+        code = airflow(["dags", "test", SPEAK_DAG_ID, "--conf", conf], env, log_path)
+        state, tasks, speech = run_outcome(home / "airflow.db", SPEAK_DAG_ID, "save_speech")
+        order = ["design_voice", "download_previews", "keep_voice", "speak", "save_speech"]
+        for task in sorted(tasks, key=lambda t: order.index(t) if t in order else len(order)):
+            print(f"     {task:<21} {tasks[task]}")
+        print(f"     run {state} in {time.monotonic() - step:.0f} s")
+        if code != 0 or state != "success" or not speech:
+            raise DemoFailed(f"the design-keep-speak run ended {state} (exit code {code})")
+        spoken = Path(str(speech[0]["path"]).removeprefix("file://"))
+
+        print(f"\nDone in {time.monotonic() - started:.0f} s. The kept voice's speech landed in:")
+        print(f"  {_shown(spoken)}  {spoken.stat().st_size / 1024:6.1f} KiB  {describe(spoken)}")
         return 0
     except DemoFailed as error:
         failed = True

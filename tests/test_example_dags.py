@@ -17,6 +17,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 TEXT_TO_VOICE = EXAMPLES / "example_camb_text_to_voice.py"
 BATCH = EXAMPLES / "example_camb_batch_voices.py"
 ASSETS = EXAMPLES / "example_camb_voice_assets.py"
+DESIGN_KEEP_SPEAK = EXAMPLES / "example_camb_design_keep_speak.py"
+BATCH_SPEECH = EXAMPLES / "example_camb_batch_speech.py"
+ALL_EXAMPLES = [TEXT_TO_VOICE, BATCH, DESIGN_KEEP_SPEAK, BATCH_SPEECH, ASSETS]
 
 
 def example_source(path: Path, dag_id: str) -> str:
@@ -59,7 +62,7 @@ def _dagbag(folder: Path) -> Any:
 def test_the_example_dags_import_without_errors() -> None:
     bag = _dagbag(EXAMPLES)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"example_camb_text_to_voice", "example_camb_batch_voices", "example_camb_voice_assets"}
+    assert set(bag.dag_ids) == {path.stem for path in ALL_EXAMPLES}
     for dag_id in bag.dag_ids:
         dag = bag.dags[dag_id]
         assert "example" in dag.tags
@@ -161,8 +164,48 @@ def test_the_assets_example_lists_what_each_download_announced_in_its_asset_even
         assert_real_preview(item, tmp_path)
 
 
-@pytest.mark.parametrize("path", [TEXT_TO_VOICE, BATCH, ASSETS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: p.stem)
 def test_each_example_explains_its_connection(path: Path) -> None:
     doc = path.read_text().split('"""')[1]
     assert "camb_default" in doc
     assert "AIRFLOW_CONN_CAMB_DEFAULT" in doc or "API key" in doc
+
+
+def test_design_keep_speak_speaks_with_the_voice_it_kept(run_dag, camb_connection, tmp_path, capfd):
+    result = run_dag.run(
+        example_source(DESIGN_KEEP_SPEAK, "example_design_keep_speak"), run_conf={"destination": str(tmp_path)}
+    )
+
+    assert result.state == "success"
+    assert set(result.task_states.values()) == {"success"}
+    voice_id = result.xcom("keep_voice")
+    (kept,) = camb_connection.requests("custom_voice")
+    assert kept.json["file_sha256"] == result.xcom("download_previews")[0]["sha256"]
+    (spoken,) = camb_connection.requests("create", kind="tts")
+    assert spoken.json["voice_id"] == voice_id
+    assert spoken.json["language"] == 1
+    speech = result.xcom("save_speech")
+    assert local(speech["path"]) == tmp_path / f"camb_speech_run_{result.xcom('speak')}.wav"
+    assert_real_preview(speech, tmp_path)
+    output = capfd.readouterr()
+    for link in camb_connection.requests("preview"):
+        assert link.query["token"] not in output.out + output.err
+
+
+def test_the_batch_speech_example_maps_one_speech_per_text(run_dag, camb_connection, tmp_path):
+    result = run_dag.run(
+        example_source(BATCH_SPEECH, "example_batch_speech"),
+        run_conf={"destination": str(tmp_path), "texts": ["One.", "Two.", "Three."], "voice_id": 7},
+    )
+
+    assert result.state == "success"
+    for task in ("speak", "save_speech"):
+        assert [result.task_states[f"say.{task}[{i}]"] for i in range(3)] == ["success"] * 3
+    sent = camb_connection.requests("create", kind="tts")
+    assert sorted(r.json["text"] for r in sent) == ["One.", "Three.", "Two."]
+    assert {r.json["voice_id"] for r in sent} == {7}
+    saved = result.xcom("say.save_speech")
+    assert len({item["path"] for item in saved}) == 3
+    for item in saved:
+        assert_real_preview(item, tmp_path / "speech")
+    assert sorted(result.xcom("list_speech")) == sorted(item["path"] for item in saved)

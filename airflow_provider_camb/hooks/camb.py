@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import mimetypes
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -26,11 +26,20 @@ from airflow_provider_camb.api import (
     ApiRequest,
     CambSettings,
     CambTaskStatus,
-    DownloadedPreview,
+    DownloadedFile,
+    DubbedOutput,
     check_run_id,
+    classify_link_reply,
     classify_reply,
+    create_dub_request,
+    create_text_to_sound_request,
     create_text_to_voice_request,
+    create_translated_tts_request,
+    create_tts_request,
+    media_result_request,
+    parse_dub_result,
     parse_languages,
+    parse_output_url,
     parse_previews,
     parse_status,
     parse_task_id,
@@ -41,11 +50,17 @@ from airflow_provider_camb.api import (
     status_request,
     url_host,
 )
-from airflow_provider_camb.exceptions import CambConnectionError, CambError, CambInputError, CambRateLimitError
+from airflow_provider_camb.exceptions import (
+    CambConnectionError,
+    CambError,
+    CambInputError,
+    CambRateLimitError,
+    CambResponseError,
+)
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_state
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
-from airflow_provider_camb.kinds import TEXT_TO_VOICE, CambKind
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
 
 _CHUNK = 1024 * 1024
 
@@ -326,34 +341,88 @@ class CambHook(BaseHook):
         """The languages CAMB accepts (a free, authenticated read)."""
         return parse_languages(self._send(source_languages_request()))
 
-    def download_preview(self, url: str, target: str | os.PathLike[str] | IO[bytes]) -> DownloadedPreview:
-        """Stream one preview to a path or a writable binary file, in chunks (memory stays flat).
+    def download_preview(self, url: str, target: str | os.PathLike[str] | IO[bytes]) -> DownloadedFile:
+        """Stream one preview (a link from ``get_text_to_voice_result``) to a path or a writable binary file."""
+        return self.download_link(url, target, what="a preview")
 
-        The preview link is fetched with no API key: it may live on another host. Passing faults are
-        retried from the start when the target can be rewound.
+    def download_link(
+        self, url: str, target: str | os.PathLike[str] | IO[bytes], *, what: str = "a result file"
+    ) -> DownloadedFile:
+        """Stream a result link (a preview, ``output_url``, ``audio_url``, ``video_url``) in chunks.
+
+        Links are bearer links on storage hosts: they are fetched WITHOUT the API key, and only their
+        host appears in logs and errors. A 401/403 from the storage host raises ``CambLinkRefusedError``
+        (the link expired or was refused). Passing faults are retried from the start when the target
+        can be rewound.
+
+        :param url: The link.
+        :param target: A path or a writable binary file.
+        :param what: What the link holds, for logs and errors ("a preview", "the dubbed audio").
+        """
+        request = ApiRequest("GET", url, f"downloading {what} from {url_host(url)}")
+        return self._download(request, url, {}, target, classify_link_reply)
+
+    def download_result(
+        self, kind: str | CambKind, run_id: int | str, target: str | os.PathLike[str] | IO[bytes]
+    ) -> DownloadedFile:
+        """Stream the media result of a run (``GET /{result}/{run_id}?output_type=RAW_BYTES``) from the API host.
+
+        For the kinds whose result is one media file (``tts``, ``translated-tts``, ``text-to-sound``).
+        The reply is the audio itself; it is sent with the API key to the API host only, never redirected.
         """
         settings = self.settings
-        request = ApiRequest("GET", url, f"downloading a preview from {url_host(url)}")
+        request = media_result_request(kind, run_id, "RAW_BYTES")
+        url = settings.base_url + request.path + f"?{urlencode(request.params or {})}"
+        downloaded = self._download(request, url, {"x-api-key": settings.api_key}, target, classify_reply)
+        if (downloaded.content_type or "").split(";")[0].strip().lower() == "application/json":
+            raise CambResponseError(
+                f"CAMB answered JSON instead of audio while {request.what} (output_type=RAW_BYTES). "
+                "Check the run id; contact CAMB.AI support if it is right."
+            )
+        return downloaded
+
+    def get_result_link(self, kind: str | CambKind, run_id: int | str) -> str:
+        """The ``output_url`` (a bearer link) of a run's media result (``output_type=FILE_URL``)."""
+        run = check_run_id(run_id)
+        return parse_output_url(self._send(media_result_request(kind, run, "FILE_URL")), kind, run)
+
+    def _download(
+        self,
+        request: ApiRequest,
+        url: str,
+        headers: dict[str, str],
+        target: str | os.PathLike[str] | IO[bytes],
+        classify: Callable[..., Any],
+    ) -> DownloadedFile:
+        settings = self.settings
         if isinstance(target, (str, os.PathLike)):
             with open(target, "wb") as file:
-                return self.download_preview(url, file)
+                return self._download(request, url, headers, file, classify)
         rewindable = target.seekable()
         for attempt in Retrying(**retry_policy(request, settings, self.log, may_repeat=rewindable)):
             with attempt:
                 if rewindable:
                     target.seek(0)
                     target.truncate()
-                return self._download_once(request, url, target, settings)
+                return self._download_once(request, url, headers, target, settings, classify)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _download_once(
-        self, request: ApiRequest, url: str, target: IO[bytes], settings: CambSettings
-    ) -> DownloadedPreview:
+        self,
+        request: ApiRequest,
+        url: str,
+        headers: dict[str, str],
+        target: IO[bytes],
+        settings: CambSettings,
+        classify: Callable[..., Any],
+    ) -> DownloadedFile:
         digest, size = hashlib.sha256(), 0
+        timeout = (min(10.0, settings.timeout), settings.timeout)
         try:
-            with self.session.get(url, stream=True, timeout=(min(10.0, settings.timeout), settings.timeout)) as r:
+            # With the key (the API host) nothing is followed: the key must never reach another host.
+            with self.session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=not headers) as r:
                 if r.status_code != 200:
-                    classify_reply(request, r.status_code, r.headers, r.raw.read(4096), settings.conn_id)
+                    classify(request, r.status_code, r.headers, r.raw.read(4096), settings.conn_id)
                 for chunk in r.iter_content(_CHUNK):
                     target.write(chunk)
                     digest.update(chunk)
@@ -365,15 +434,52 @@ class CambHook(BaseHook):
             cut_off = size > 0 or isinstance(error, requests.exceptions.ChunkedEncodingError)
             cause = "the stream was cut off" if cut_off else type(error).__name__
             raise CambConnectionError(
-                f"Downloading a preview from {url_host(url)} failed after {size} bytes ({cause}); "
+                f"{request.what[:1].upper()}{request.what[1:]} failed after {size} bytes ({cause}); "
                 "passing faults are retried.",
                 request_sent=_requests_error_was_sent(error),
             ) from None
         if expected is not None and expected.isdigit() and int(expected) != size:
             raise CambConnectionError(
-                f"The preview from {url_host(url)} was cut off after {size} of {expected} bytes.",
+                f"{request.what[:1].upper()}{request.what[1:]}: cut off after {size} of {expected} bytes."
             )
-        return DownloadedPreview(bytes=size, sha256=digest.hexdigest(), content_type=content_type)
+        return DownloadedFile(bytes=size, sha256=digest.hexdigest(), content_type=content_type)
+
+    # --- the other CAMB task kinds (each: build and check with api.py, send, parse with api.py) ---
+
+    def _create(self, request: ApiRequest, kind: CambKind) -> str:
+        task_id = parse_task_id(self._send(request), kind)
+        self.log.info("Created CAMB %s task %s.", kind.label, task_id)
+        return task_id
+
+    def create_tts(self, text: str, voice_id: int | str, language: int | str, **optional: Any) -> str:
+        """Start speaking ``text`` with ``voice_id`` in ``language`` (``POST /tts``); return the task id.
+
+        ``optional``: ``gender``, ``age``, ``project_name``, ``project_description``, ``folder_id``.
+        """
+        return self._create(create_tts_request(text, voice_id, language, **optional), TTS)
+
+    def create_translated_tts(
+        self, text: str, voice_id: int | str, source_language: int | str, target_language: int | str, **optional: Any
+    ) -> str:
+        """Start speaking ``text`` translated into ``target_language`` (``POST /translated-tts``); return its id."""
+        request = create_translated_tts_request(text, voice_id, source_language, target_language, **optional)
+        return self._create(request, TRANSLATED_TTS)
+
+    def create_dub(self, video_url: str, source_language: int | str, target_languages: Any, **optional: Any) -> str:
+        """Start dubbing the media at ``video_url`` (``POST /dub``); return the task id."""
+        return self._create(create_dub_request(video_url, source_language, target_languages, **optional), DUB)
+
+    def create_text_to_sound(self, prompt: str, **optional: Any) -> str:
+        """Start making a sound or music from ``prompt`` (``POST /text-to-sound``); return the task id.
+
+        ``optional``: ``duration`` (seconds), ``audio_type`` (``"sound"``, ``"music"``), and the project fields.
+        """
+        return self._create(create_text_to_sound_request(prompt, **optional), TEXT_TO_SOUND)
+
+    def get_dub_result(self, run_id: int | str) -> dict[str | None, DubbedOutput]:
+        """The dubbed outputs of a run: ``{None: output}`` (one object) or ``{language: output}``."""
+        run = check_run_id(run_id)
+        return parse_dub_result(self._send(result_request(DUB, run)), run)
 
     def create_custom_voice(
         self,

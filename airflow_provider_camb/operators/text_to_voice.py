@@ -25,6 +25,8 @@ from airflow_provider_camb._storage import (
     write_atomically,
 )
 from airflow_provider_camb.api import check_run_id, url_host
+from airflow_provider_camb.api import digits as _digits
+from airflow_provider_camb.api import whole_number as _whole_number
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
@@ -50,24 +52,6 @@ def preview_extension(content_type: str | None, url: str) -> str:
 def preview_file_name(run_id: int, index: int, extension: str) -> str:
     """The stable name of a downloaded preview: ``camb_run_<run_id>_preview_<index>.<ext>`` (index from 0)."""
     return f"camb_run_{run_id}_preview_{index}.{extension}"
-
-
-def _digits(value: object) -> int | None:
-    """The number a digit string (what a template renders) spells; None for anything else."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _whole_number(name: str, value: object, *, optional: bool) -> int | None:
-    """An integer field; digit strings (what templates render) are accepted."""
-    if value is None and optional:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if (number := _digits(value)) is not None:
-        return number
-    raise CambInputError(f"{name} must be a whole number, got {value!r}.")
 
 
 class TextToVoiceOperator(CambTaskOperator):

@@ -83,3 +83,94 @@ def check_custom_voice(form: Mapping[str, str], has_file: bool) -> list[Error]:
                 error(("body", name), "bool_parsing", "Input should be a valid boolean, unable to interpret input")
             )
     return errors
+
+
+# --- the other kinds: each create body is a small table of field -> type ----------------------------
+
+_PROJECT = {"project_name": "str", "project_description": "str", "folder_id": "int"}
+
+
+def _type_error(loc: tuple[str | int, ...], kind: str, value: Any) -> Error | None:
+    """The error of one field value against a type name (None: it fits)."""
+    if kind == "str" and not isinstance(value, str):
+        return error(loc, "string_type", "Input should be a valid string")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return error(loc, "int_type", "Input should be a valid integer")
+    if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return error(loc, "float_type", "Input should be a valid number")
+    if kind == "bool" and not isinstance(value, bool):
+        return error(loc, "bool_type", "Input should be a valid boolean")
+    if kind == "lang" and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        return error(loc, "union_type", "Input should be a valid integer or string")
+    if kind == "obj" and not isinstance(value, dict):
+        return error(loc, "dict_type", "Input should be a valid dictionary")
+    if kind == "mode" and value not in ("fast", "slow"):
+        return error(loc, "literal_error", "Input should be 'fast' or 'slow'")
+    if kind.endswith("s") and kind[:-1] in ("int", "lang", "obj"):
+        if not isinstance(value, list):
+            return error(loc, "list_type", "Input should be a valid list")
+        for index, item in enumerate(value):
+            if (problem := _type_error((*loc, index), kind[:-1], item)) is not None:
+                return problem
+    return None
+
+
+def check_fields(body: Any, required: Mapping[str, str], optional: Mapping[str, str]) -> list[Error]:
+    """Errors of a JSON create body: required fields present and typed (strings not blank), optional ones typed."""
+    if not isinstance(body, dict):
+        msg = "Input should be a valid dictionary or object to extract fields from"
+        return [error(("body",), "model_attributes_type", msg)]
+    errors: list[Error] = []
+    for name, kind in required.items():
+        if body.get(name) is None:
+            errors.append(missing(("body", name)))
+        elif (problem := _type_error(("body", name), kind, body[name])) is not None:
+            errors.append(problem)
+        elif kind == "str" and not body[name].strip():
+            errors.append(error(("body", name), "string_too_short", "String should have at least 1 character"))
+    for name, kind in {**_PROJECT, **optional}.items():
+        if body.get(name) is not None and (problem := _type_error(("body", name), kind, body[name])) is not None:
+            errors.append(problem)
+    return errors
+
+
+def check_tts(body: Any) -> list[Error]:
+    return check_fields(body, {"text": "str", "voice_id": "int", "language": "int"}, {"gender": "int", "age": "int"})
+
+
+def check_translated_tts(body: Any) -> list[Error]:
+    required = {"text": "str", "voice_id": "int", "source_language": "int", "target_language": "int"}
+    optional = {"gender": "int", "age": "int", "formality": "int", "chosen_dictionaries": "ints"}
+    return check_fields(body, required, optional)
+
+
+def check_dub(body: Any) -> list[Error]:
+    optional = {
+        "target_language": "lang",
+        "target_languages": "langs",
+        "selected_audio_tracks": "ints",
+        "add_output_as_an_audio_track": "bool",
+        "chosen_dictionaries": "ints",
+        "ai_optimization": "bool",
+        "transcription_mode": "mode",
+        "source_transcript": "obj",
+        "target_transcripts": "objs",
+    }
+    errors = check_fields(body, {"video_url": "str", "source_language": "lang"}, optional)
+    if not errors and not body.get("target_language") and not body.get("target_languages"):
+        errors.append(error(("body", "target_languages"), "value_error", "Value error, give target_language(s)"))
+    return errors
+
+
+def check_text_to_sound(body: Any) -> list[Error]:
+    return check_fields(body, {"prompt": "str"}, {"duration": "number", "audio_type": "str"})
+
+
+def check_media_form(
+    form: Mapping[str, str], has_file: bool, required: tuple[str, ...], file_field: str
+) -> list[Error]:
+    """Errors of a multipart create (transcribe, audio-separation): required form fields, and media."""
+    errors = [missing(("body", name)) for name in required if name not in form]
+    if not has_file and not form.get("media_url") and not form.get("audio_url"):
+        errors.append(missing(("body", file_field)))
+    return errors

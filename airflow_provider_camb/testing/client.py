@@ -42,9 +42,10 @@ class CambStandInClient:
     def outage(self, seconds: float) -> None:
         self._call("POST", "outage", {"seconds": seconds})
 
-    def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        """The recorded requests as dicts (the fields of ``RecordedRequest``)."""
-        found: list[dict[str, Any]] = self._call("GET", "requests", params={"endpoint": endpoint} if endpoint else None)
+    def requests(self, endpoint: str | None = None, *, kind: str | None = None) -> list[dict[str, Any]]:
+        """The recorded requests as dicts (the fields of ``RecordedRequest``); all, or of one endpoint and/or kind."""
+        params = {name: value for name, value in (("endpoint", endpoint), ("kind", kind)) if value}
+        found: list[dict[str, Any]] = self._call("GET", "requests", params=params or None)
         return found
 
     def request_count(self, endpoint: str | None = None) -> int:

@@ -1,10 +1,11 @@
 """A local, contract-true stand-in of the CAMB.AI API: two real aiohttp servers on loopback.
 
-The API server answers the text-to-voice endpoints of ``camb-api.md`` and a small control API
-under ``/_standin/``; a second server, on another host name and port, serves the preview audio
-like a storage host (no API key). Every request of both passes through ``CambStandIn._handle``,
-which records it, applies any injected fault (see ``FAULTS``), checks the key and asks the one
-handler of its endpoint for a ``Reply``.
+The API server answers every CAMB task kind of ``camb-api.md`` (its routes come from the table in
+``airflow_provider_camb.kinds``; what differs per kind is one handler in ``_kinds``) and a small control
+API under ``/_standin/``; a second server, on another host name and port, serves previews and result
+files like a storage host (bearer links, no API key). Every request of both passes through
+``CambStandIn._handle``, which records it, applies any injected fault (see ``FAULTS``), checks the key
+and asks the one handler of its endpoint for a ``Reply``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import email.utils
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import math
@@ -23,10 +23,9 @@ import re
 import secrets
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import IO, Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -34,11 +33,13 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import BodyPartReader, web
 from aiohttp.web_protocol import RequestHandler
 
-from airflow_provider_camb.testing import _audio
+from airflow_provider_camb.kinds import KINDS, TEXT_TO_VOICE, kind_of
+from airflow_provider_camb.testing._kinds import HANDLERS, ResultCall, media_file, wav_reply
 from airflow_provider_camb.testing._rate_limit import KeyRateLimit
+from airflow_provider_camb.testing._replies import Reply, detail, invalid, json_reply
+from airflow_provider_camb.testing._tasks import Settings, Tasks
 from airflow_provider_camb.testing._validation import (
     Error,
-    check_create,
     check_custom_voice,
     error,
     int_text_error,
@@ -48,7 +49,7 @@ from airflow_provider_camb.testing._validation import (
 log = logging.getLogger(__name__)
 
 #: Endpoint names, as used by ``inject(endpoint=...)`` and ``requests(endpoint)``; ``"any"`` also works for inject.
-ENDPOINTS = ("create", "status", "result", "custom_voice", "languages", "preview")
+ENDPOINTS = ("create", "status", "result", "custom_voice", "languages", "preview", "media")
 _BACKLOG = 4096  # thousands of pollers may connect at once
 _SHUTDOWN_SECONDS = 0.5  # how long stop() lets in-flight requests finish
 
@@ -69,40 +70,10 @@ class RecordedRequest:
     json: Any | None
     status: int
     time: float
+    kind: str | None = None  # the CAMB task kind of a create, status or result request
 
 
-# --- replies -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the stand-in answers: a status, headers and a body, given whole or as a stream of chunks."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    stream: Callable[[], Iterator[bytes]] | None = None
-    length: int = 0  # Content-Length of a streamed body
-
-    @property
-    def size(self) -> int:
-        return self.length if self.stream is not None else len(self.body)
-
-    def chunks(self) -> Iterator[bytes]:
-        return self.stream() if self.stream is not None else iter((self.body,))
-
-
-def json_reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(payload).encode(), headers=headers or {})
-
-
-def detail(status: int, message: str) -> Reply:
-    return json_reply(status, {"detail": message})
-
-
-def invalid(errors: list[Error]) -> Reply:
-    return json_reply(422, {"detail": errors})
+# --- replies (``Reply``, ``json_reply``, ``detail``, ``invalid``: see _replies) ------------------------
 
 
 async def _send(request: web.BaseRequest, reply: Reply, *, truncate: bool = False) -> web.StreamResponse:
@@ -182,67 +153,7 @@ class _Fault:
     params: dict[str, Any]
 
 
-# --- tasks ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """What new tasks become (see ``CambStandIn.configure``)."""
-
-    pending_seconds: float = 2.0
-    outcome: str = "SUCCESS"
-    exception_reason: str | None = None
-    message: str | dict[str, Any] | None = None
-    preview_count: int = 2
-    preview_seconds: float = 1.0
-    preview_bytes: int | None = None
-
-    def check(self) -> _Settings:
-        if not isinstance(self.outcome, str) or not self.outcome:
-            raise ValueError(f"outcome must be a non-empty string, not {self.outcome!r}")
-        for name in ("pending_seconds", "preview_seconds"):  # a negative pending_seconds: terminal at once
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-                raise ValueError(f"{name} must be a number, not {value!r}")
-        if self.preview_seconds < 0:
-            raise ValueError(f"preview_seconds must be >= 0, not {self.preview_seconds!r}")
-        for name in ("preview_count", "preview_bytes"):
-            value = getattr(self, name)
-            if value is None and name == "preview_bytes":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
-        return self
-
-
-_DEFAULT_REASONS = {"ERROR": "PROCESSING_ERROR", "PAYMENT_REQUIRED": "PAYMENT_REQUIRED"}
-
-
-@dataclass(frozen=True)
-class _Task:
-    ready_at: float  # time.monotonic() when it leaves PENDING
-    outcome: str
-    exception_reason: str | None
-    message: str | dict[str, Any] | None
-    run_id: int | None
-
-    def reply(self, now: float) -> dict[str, Any]:
-        if now < self.ready_at:
-            return {"status": "PENDING", "run_id": None, "exception_reason": None, "message": None}
-        return {
-            "status": self.outcome,
-            "run_id": self.run_id,
-            "exception_reason": self.exception_reason,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class _Run:
-    token: str
-    previews: int
-    data_bytes: int  # PCM bytes of each preview WAV
-
+# --- tasks (the bookkeeping shared by every kind: see _tasks) -------------------------------------
 
 _LANGUAGES = [
     {"id": 1, "language": "English (United States)", "short_name": "en-us"},
@@ -255,25 +166,37 @@ _LANGUAGES = [
 
 # --- requests ------------------------------------------------------------------------------------
 
-_ROUTES: dict[ServerName, tuple[tuple[str, str, re.Pattern[str]], ...]] = {
+
+def _kind_routes() -> tuple[tuple[str, str, str | None, re.Pattern[str]], ...]:
+    """The create, status and result routes of every kind in the kinds table (a shared result path: first kind)."""
+    routes = []
+    for kind in KINDS.values():
+        routes.append(("create", "POST", kind.name, re.compile(re.escape(kind.create_path))))
+        routes.append(("status", "GET", kind.name, re.compile(re.escape(f"/{kind.name}/") + r"(?P<id>[^/]+)")))
+        routes.append(("result", "GET", kind.name, re.compile(re.escape(f"/{kind.result_path}/") + r"(?P<id>[^/]+)")))
+    return tuple(routes)
+
+
+_ROUTES: dict[ServerName, tuple[tuple[str, str, str | None, re.Pattern[str]], ...]] = {
     "api": (
-        ("create", "POST", re.compile(r"/text-to-voice")),
-        ("status", "GET", re.compile(r"/text-to-voice/(?P<id>[^/]+)")),
-        ("result", "GET", re.compile(r"/text-to-voice-result/(?P<id>[^/]+)")),
-        ("custom_voice", "POST", re.compile(r"/create-custom-voice")),
-        ("languages", "GET", re.compile(r"/source-languages")),
+        *_kind_routes(),
+        ("custom_voice", "POST", None, re.compile(r"/create-custom-voice")),
+        ("languages", "GET", None, re.compile(r"/source-languages")),
     ),
-    "preview": (("preview", "GET", re.compile(r"/previews/(?P<id>[^/]+)/(?P<index>[^/]+)\.wav")),),
+    "preview": (
+        ("preview", "GET", TEXT_TO_VOICE.name, re.compile(r"/previews/(?P<id>[^/]+)/(?P<index>[^/]+)\.wav")),
+        ("media", "GET", None, re.compile(r"/media/(?P<id>[^/]+)/(?P<name>[^/]+)")),
+    ),
 }
 
 
-def _route(server: ServerName, method: str, path: str) -> tuple[str, dict[str, str]]:
-    """The endpoint of a raw (still percent-encoded) path, and its path parameters decoded once."""
-    for endpoint, route_method, pattern in _ROUTES[server]:
+def _route(server: ServerName, method: str, path: str) -> tuple[str, str | None, dict[str, str]]:
+    """The endpoint and kind of a raw (still percent-encoded) path, and its path parameters decoded once."""
+    for endpoint, route_method, kind, pattern in _ROUTES[server]:
         match = pattern.fullmatch(path)
         if match and method == route_method:
-            return endpoint, {name: unquote(value) for name, value in match.groupdict().items()}
-    return "unknown", {}
+            return endpoint, kind, {name: unquote(value) for name, value in match.groupdict().items()}
+    return "unknown", None, {}
 
 
 @dataclass
@@ -283,6 +206,7 @@ class _Call:
     request: web.BaseRequest
     server: ServerName
     endpoint: str
+    kind: str | None
     path: str
     params: dict[str, str]
     query: dict[str, str]
@@ -299,18 +223,19 @@ class _Call:
 
 
 async def _read_body(call: _Call) -> None:
-    """Parse the body of a create (JSON) or custom-voice (multipart, file hashed as it streams in)."""
+    """Parse the body of a create (JSON, or multipart for some kinds) or custom-voice (multipart, files hashed)."""
     request = call.request
+    multipart = call.endpoint == "custom_voice" or (call.endpoint == "create" and HANDLERS[str(call.kind)].multipart)
     try:
-        if call.endpoint == "create":
+        if call.endpoint == "create" and not multipart:
             call.json = json.loads(await request.read())
-        elif call.endpoint == "custom_voice" and request.content_type.startswith("multipart/"):
+        elif multipart and request.content_type.startswith("multipart/"):
             digest, size, name = hashlib.sha256(), 0, None
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader) or part.name is None:
                     continue
-                if part.name == "file":
+                if part.name in ("file", "media_file"):
                     call.has_file, name = True, part.filename
                     while chunk := await part.read_chunk():
                         digest.update(chunk)
@@ -364,17 +289,13 @@ class CambStandIn:
         self._port = port
         self._preview_port = preview_port
         self._api_key = api_key if api_key is not None else "standin-" + secrets.token_hex(12)
-        self._settings = _Settings(
-            pending_seconds, outcome, exception_reason, message, preview_count, preview_seconds, preview_bytes
-        ).check()
+        self._tasks = Tasks(
+            Settings(pending_seconds, outcome, exception_reason, message, preview_count, preview_seconds, preview_bytes)
+        )
         self._request_log_path = request_log_path
         self._record = record_requests
 
         self._lock = threading.Lock()  # guards everything below that both threads touch
-        self._tasks: dict[str, _Task] = {}
-        self._runs: dict[int, _Run] = {}
-        self._run_ids = itertools.count(1000)
-        self._voice_ids = itertools.count(5000)
         self._faults: list[_Fault] = []
         self._key_limit: KeyRateLimit | None = None
         self._records: list[RecordedRequest | None] = []
@@ -398,6 +319,7 @@ class CambStandIn:
             "custom_voice": self._custom_voice,
             "languages": lambda call: json_reply(200, _LANGUAGES),
             "preview": self._preview,
+            "media": self._media,
             "unknown": lambda call: detail(404, "Not Found"),
         }
 
@@ -542,53 +464,35 @@ class CambStandIn:
 
     def configure(self, **settings: Any) -> None:
         """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
-        preview_count, preview_seconds, preview_bytes)."""
-        unknown = set(settings) - {f.name for f in fields(_Settings)}
-        if unknown:
-            raise TypeError(f"Unknown stand-in settings: {', '.join(sorted(unknown))}")
-        with self._lock:
-            self._settings = replace(self._settings, **settings).check()
+        preview_count, preview_seconds, preview_bytes, dub_video)."""
+        self._tasks.configure(**settings)
 
     def add_task(
         self,
         *,
+        kind: str = TEXT_TO_VOICE.name,
         status: str | None = None,
         pending_seconds: float | None = None,
         outcome: str | None = None,
         exception_reason: str | None = None,
         message: str | dict[str, Any] | None = None,
         task_id: str | None = None,
+        request: dict[str, Any] | None = None,
     ) -> str:
-        """Create a task without HTTP and return its id; ``status`` fixes what it reports from now on."""
-        fixed = status if status not in (None, "PENDING") else outcome
-        overrides: dict[str, Any] = {
-            "pending_seconds": pending_seconds,
-            "outcome": fixed,
-            "exception_reason": exception_reason,
-            "message": message,
-        }
-        with self._lock:
-            settings = replace(self._settings, **{k: v for k, v in overrides.items() if v is not None}).check()
-            if status is None:
-                ready_at = time.monotonic() + settings.pending_seconds
-            else:
-                ready_at = math.inf if status == "PENDING" else 0.0
-            run_id = None
-            if settings.outcome == "SUCCESS":
-                run_id = next(self._run_ids)
-                size = (
-                    _audio.data_bytes_for_seconds(settings.preview_seconds)
-                    if settings.preview_bytes is None
-                    else _audio.data_bytes_for_size(settings.preview_bytes)
-                )
-                self._runs[run_id] = _Run(secrets.token_urlsafe(16), settings.preview_count, size)
-                reason, note = None, None
-            else:
-                reason = settings.exception_reason or _DEFAULT_REASONS.get(settings.outcome)
-                note = settings.message if settings.message is not None else f"The task ended with {settings.outcome}."
-            task_id = str(uuid.uuid4()) if task_id is None else task_id
-            self._tasks[task_id] = _Task(ready_at, settings.outcome, reason, note, run_id)
-            return task_id
+        """Create a task of ``kind`` without HTTP and return its id; ``status`` fixes what it reports from now on.
+
+        ``request`` stands for its create body (e.g. a dubbing task's ``target_languages``).
+        """
+        return self._tasks.add(
+            kind=kind,
+            status=status,
+            pending_seconds=pending_seconds,
+            outcome=outcome,
+            exception_reason=exception_reason,
+            message=message,
+            task_id=task_id,
+            request=request,
+        )
 
     def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
         """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``)."""
@@ -633,10 +537,12 @@ class CambStandIn:
             except OSError:
                 log.exception("The CAMB stand-in could not listen on port %s again after an outage.", self._port)
 
-    def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
-        """The requests received (and answered) so far, oldest first; all, or those of one endpoint."""
+    def requests(self, endpoint: str | None = None, *, kind: str | None = None) -> list[RecordedRequest]:
+        """The requests received (and answered) so far, oldest first; all, or those of one endpoint and/or kind."""
         with self._lock:
-            return [r for r in self._records if r is not None and endpoint in (None, r.endpoint)]
+            return [
+                r for r in self._records if r is not None and endpoint in (None, r.endpoint) and kind in (None, r.kind)
+            ]
 
     def request_count(self, endpoint: str | None = None) -> int:
         """How many requests arrived (control requests excepted), counted even when not recording."""
@@ -660,9 +566,9 @@ class CambStandIn:
             query = dict(parse_qsl(query_string, keep_blank_values=True))
             if server == "api" and path.startswith("/_standin/"):
                 return await _send(request, await self._control(request, path.removeprefix("/_standin/"), query))
-            endpoint, params = _route(server, request.method, path)
+            endpoint, kind, params = _route(server, request.method, path)
             headers = {name.lower(): value for name, value in request.headers.items()}
-            return await self._answer(_Call(request, server, endpoint, path, params, query, headers))
+            return await self._answer(_Call(request, server, endpoint, kind, path, params, query, headers))
         finally:
             self._busy.discard(connection)
 
@@ -723,6 +629,7 @@ class CambStandIn:
                 "method": call.request.method,
                 "path": call.path,
                 "path_id": call.path_id,
+                "kind": call.kind,
                 "query": call.query,
                 "headers": call.headers,
             }
@@ -749,6 +656,7 @@ class CambStandIn:
             json=call.json,
             status=status,
             time=call.received,
+            kind=call.kind,
         )
         with self._lock:
             records[index] = recorded
@@ -756,33 +664,38 @@ class CambStandIn:
     # --- endpoints ---------------------------------------------------------------------------
 
     def _create(self, call: _Call) -> Reply:
+        kind = str(call.kind)
         if call.body_error is not None:
             return invalid([error(("body",), "json_invalid", call.body_error)])
-        errors = check_create(call.json)
-        return invalid(errors) if errors else json_reply(200, {"task_id": self.add_task()})
+        handler = HANDLERS[kind]
+        errors = handler.check(call.form if handler.multipart else call.json, call.has_file)
+        if errors:
+            return invalid(errors)
+        request = call.json if isinstance(call.json, dict) else {}
+        return json_reply(200, {"task_id": self.add_task(kind=kind, request=request)})
 
     def _status(self, call: _Call) -> Reply:
         if not is_int_text(call.query.get("run_id", "0")):
             return invalid([int_text_error(("query", "run_id"))])
         task_id = call.params["id"]
-        with self._lock:
-            task = self._tasks.get(task_id)
-        if task is None:
-            return detail(404, f"Text-to-voice task {task_id!r} not found.")
+        task = self._tasks.task(task_id)
+        if task is None or task.kind != call.kind:
+            return detail(404, f"{kind_of(call.kind).label.capitalize()} task {task_id!r} not found.")
         return json_reply(200, task.reply(time.monotonic()))
 
     def _result(self, call: _Call) -> Reply:
+        kind = kind_of(call.kind)
         raw = call.params["id"]
         if not is_int_text(raw):
             return invalid([int_text_error(("path", "run_id"))])
         run_id = int(raw)
-        with self._lock:
-            run = self._runs.get(run_id)
+        run = self._tasks.run(run_id)
         if run is None:
-            return detail(404, f"Text-to-voice run {run_id} not found.")
-        base = self.preview_base_url
-        previews = [f"{base}/previews/{run_id}/{index}.wav?token={run.token}" for index in range(run.previews)]
-        return json_reply(200, {"previews": previews})
+            return detail(404, f"{kind.label.capitalize()} run {run_id} not found.")
+        handler = HANDLERS[kind.name]
+        if run.kind not in (handler.run_kinds or {kind.name}):
+            return detail(400, f"Run {run_id} is not a {kind.label} run.")
+        return handler.result(ResultCall(run_id, run, call.query, self.preview_base_url))
 
     def _custom_voice(self, call: _Call) -> Reply:
         errors: list[Error] = []
@@ -793,24 +706,26 @@ class CambStandIn:
         errors += check_custom_voice(call.form, call.has_file)
         if errors:
             return invalid(errors)
-        with self._lock:
-            voice_id = next(self._voice_ids)
-        return json_reply(200, {"voice_id": voice_id})
+        return json_reply(200, {"voice_id": self._tasks.new_voice_id()})
 
     def _preview(self, call: _Call) -> Reply:
         raw, index = call.params["id"], call.params["index"]
-        with self._lock:
-            run = self._runs.get(int(raw)) if is_int_text(raw) else None
+        run = self._tasks.run(int(raw)) if is_int_text(raw) else None
         if run is None or not is_int_text(index) or not 0 <= int(index) < run.previews:
             return detail(404, "No such preview.")
         if not hmac.compare_digest(call.query.get("token", "").encode(), run.token.encode()):
             return detail(403, "Invalid preview token.")
-        return Reply(
-            200,
-            content_type="audio/wav",
-            stream=partial(_audio.wav_chunks, run.data_bytes),
-            length=_audio.HEADER_BYTES + run.data_bytes,
-        )
+        return wav_reply(run.data_bytes)
+
+    def _media(self, call: _Call) -> Reply:
+        """A result file behind a bearer link (speech, sound, dubbed audio or video): the token is the secret."""
+        raw = call.params["id"]
+        run = self._tasks.run(int(raw)) if is_int_text(raw) else None
+        if run is None:
+            return detail(404, "No such file.")
+        if not hmac.compare_digest(call.query.get("token", "").encode(), run.token.encode()):
+            return detail(403, "Invalid or expired link.")
+        return media_file(run, call.params["name"])
 
     async def _control(self, request: web.BaseRequest, action: str, query: dict[str, str]) -> Reply:
         """``/_standin/...``: drive this stand-in over HTTP (no key, never recorded)."""
@@ -834,7 +749,9 @@ class CambStandIn:
                     await self._begin_outage(float(body["seconds"]))
                     return json_reply(200, {"ok": True})
                 case "GET", "requests":
-                    return json_reply(200, [asdict(r) for r in self.requests(query.get("endpoint"))])
+                    return json_reply(
+                        200, [asdict(r) for r in self.requests(query.get("endpoint"), kind=query.get("kind"))]
+                    )
                 case "DELETE", "requests":
                     self.clear_requests()
                     return json_reply(200, {"ok": True})

@@ -1,0 +1,211 @@
+"""Operators for CAMB.AI dubbing: dub a video or audio into other languages, then save every dubbed output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+
+from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
+from airflow_provider_camb.api import DownloadedFile, DubbedOutput, check_run_id, url_host, whole_number
+from airflow_provider_camb.exceptions import CambResponseError
+from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import DUB
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["CambDubbingOperator", "CambDubbingResultOperator"]
+
+#: The key of the one output when CAMB answers a single result object rather than a map by language.
+SINGLE_RESULT = "default"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class CambDubbingOperator(CambTaskOperator):
+    """Start a CAMB.AI dubbing task (``POST /dub``); return the CAMB task id, or the run id when waiting.
+
+    Languages are CAMB language ids (integers, digit strings pass) or locale tags (``"fr-fr"``). Input is
+    checked before anything is sent: ``video_url`` must be an http(s) URL, every language valid, no target
+    twice, the optional fields of the documented types. Waiting works as in every ``CambTaskOperator``.
+
+    :param video_url: A public URL of the video or audio to dub (templated).
+    :param source_language: The language spoken in it (templated).
+    :param target_languages: One language or a list of languages to dub into (templated).
+    :param selected_audio_tracks: Optional list of audio track numbers to dub.
+    :param add_output_as_an_audio_track: Optionally add the dub as an extra audio track of the video.
+    :param chosen_dictionaries: Optional list of CAMB dictionary ids.
+    :param ai_optimization: Optionally let CAMB optimise the translation.
+    :param transcription_mode: Optional ``"fast"`` or ``"slow"`` (templated).
+    :param source_transcript: Optional source-language SRT input (CAMB's object).
+    :param target_transcripts: Optional list of translated SRT inputs, one per target language.
+    :param project_name: Optional CAMB project name (templated).
+    :param project_description: Optional CAMB project description (templated).
+    :param folder_id: Optional CAMB folder id (templated).
+    """
+
+    kind = DUB.name
+    template_fields: Sequence[str] = (
+        "video_url",
+        "source_language",
+        "target_languages",
+        "transcription_mode",
+        "project_name",
+        "project_description",
+        "folder_id",
+    )
+    ui_color = "#d6e4ff"
+
+    def __init__(
+        self,
+        *,
+        video_url: str,
+        source_language: int | str,
+        target_languages: int | str | list[int | str],
+        selected_audio_tracks: list[int] | None = None,
+        add_output_as_an_audio_track: bool | None = None,
+        chosen_dictionaries: list[int] | None = None,
+        ai_optimization: bool | None = None,
+        transcription_mode: str | None = None,
+        source_transcript: dict[str, Any] | None = None,
+        target_transcripts: list[dict[str, Any]] | None = None,
+        project_name: str | None = None,
+        project_description: str | None = None,
+        folder_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.video_url = video_url
+        self.source_language = source_language
+        self.target_languages = target_languages
+        self.selected_audio_tracks = selected_audio_tracks
+        self.add_output_as_an_audio_track = add_output_as_an_audio_track
+        self.chosen_dictionaries = chosen_dictionaries
+        self.ai_optimization = ai_optimization
+        self.transcription_mode = transcription_mode
+        self.source_transcript = source_transcript
+        self.target_transcripts = target_transcripts
+        self.project_name = project_name
+        self.project_description = project_description
+        self.folder_id = folder_id
+
+    def create(self, context: Context) -> str:
+        return self.hook.create_dub(
+            self.video_url,
+            self.source_language,
+            self.target_languages,
+            selected_audio_tracks=self.selected_audio_tracks,
+            add_output_as_an_audio_track=self.add_output_as_an_audio_track,
+            chosen_dictionaries=self.chosen_dictionaries,
+            ai_optimization=self.ai_optimization,
+            transcription_mode=self.transcription_mode,
+            source_transcript=self.source_transcript,
+            target_transcripts=self.target_transcripts,
+            project_name=self.project_name,
+            project_description=self.project_description,
+            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+        )
+
+
+class CambDubbingResultOperator(BaseOperator):
+    """Save every dubbed output of a CAMB dubbing run (``GET /dub-result/{run_id}``) to a folder or object storage.
+
+    For each target language it saves the dubbed audio, the dubbed video when CAMB made one, and the
+    transcript as JSON, as ``camb_dub_run_<run_id>[_<language>]_{audio,video,transcript}.<ext>``; each file
+    is written whole (temporary name, moved into place when complete) or not at all. It reads both result
+    shapes: one object (saved without a language in the names, keyed ``"default"``) or a map from language
+    to object. The audio/video links are bearer links: fetched without the API key, shown nowhere (XCom,
+    logs, errors) beyond their host.
+
+    Returns ``{language: {"audio": file, "video": file or None, "transcript": file}}`` where each file is
+    ``{"path", "bytes", "sha256", "content_type"}``.
+
+    :param run_id: The CAMB run id of a dubbing task (templated).
+    :param destination: Folder or object storage URI to write the files to (templated).
+    :param destination_conn_id: The Airflow connection that reaches the destination storage, if it needs one.
+    :param camb_conn_id: The Airflow connection of type ``camb``.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "destination")
+    ui_color = "#dff5e6"
+
+    def __init__(
+        self,
+        *,
+        run_id: int | str,
+        destination: str | os.PathLike[str],
+        destination_conn_id: str | None = None,
+        camb_conn_id: str = CambHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.destination = destination
+        self.destination_conn_id = destination_conn_id
+        self.camb_conn_id = camb_conn_id
+
+    @cached_property
+    def hook(self) -> CambHook:
+        return CambHook(self.camb_conn_id)
+
+    def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+        run_id = check_run_id(self.run_id)
+        folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
+        outputs = self.hook.get_dub_result(run_id)
+        stems = {language: _stem(run_id, language) for language in outputs}
+        if len(set(stems.values())) != len(stems):
+            raise CambResponseError(
+                f"CAMB dubbing run {run_id} names languages that give the same file names: {sorted(map(str, stems))}."
+            )
+        self.log.info("CAMB dubbing run %s has %d dubbed outputs; saving them to %s.", run_id, len(outputs), folder)
+        return {
+            SINGLE_RESULT if language is None else language: self._save(folder, stems[language], output)
+            for language, output in outputs.items()
+        }
+
+    def _save(self, folder: ObjectStoragePath, stem: str, output: DubbedOutput) -> dict[str, Any]:
+        saved = {
+            "audio": self._save_link(folder, f"{stem}_audio", output.audio_url, "the dubbed audio"),
+            "video": None
+            if output.video_url is None
+            else self._save_link(folder, f"{stem}_video", output.video_url, "the dubbed video"),
+        }
+        text = json.dumps(output.transcript, ensure_ascii=False, indent=2).encode()
+
+        def write_transcript(file: IO[bytes]) -> DownloadedFile:
+            file.write(text)
+            return DownloadedFile(len(text), hashlib.sha256(text).hexdigest(), "application/json")
+
+        final, transcript = write_atomically(
+            folder, f"{stem}_transcript", write_transcript, lambda _: f"{stem}_transcript.json"
+        )
+        saved["transcript"] = _listed(final, transcript)
+        return saved
+
+    def _save_link(self, folder: ObjectStoragePath, stem: str, url: str, what: str) -> dict[str, Any]:
+        final, file = write_atomically(
+            folder,
+            stem,
+            lambda target: self.hook.download_link(url, target, what=what),
+            lambda file: f"{stem}.{media_extension(file.content_type, url)}",
+        )
+        self.log.info(
+            "Saved %s from %s to %s (%d bytes, %s).", what, url_host(url), final, file.bytes, file.content_type
+        )
+        return _listed(final, file)
+
+
+def _stem(run_id: int, language: str | None) -> str:
+    tag = "" if language is None else "_" + (_UNSAFE.sub("_", language)[:40] or "_")
+    return f"camb_dub_run_{run_id}{tag}"
+
+
+def _listed(path: ObjectStoragePath, file: DownloadedFile) -> dict[str, Any]:
+    return {"path": str(path), "bytes": file.bytes, "sha256": file.sha256, "content_type": file.content_type}

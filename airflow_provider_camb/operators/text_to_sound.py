@@ -1,0 +1,82 @@
+"""Operators for CAMB.AI text to sound: make a sound effect or music from a prompt, then save it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_camb.api import whole_number
+from airflow_provider_camb.kinds import TEXT_TO_SOUND
+from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["CambTextToSoundOperator", "CambTextToSoundResultOperator"]
+
+
+class CambTextToSoundOperator(CambTaskOperator):
+    """Start a CAMB.AI text-to-sound task (``POST /text-to-sound``); return the task id, or the run id when waiting.
+
+    Input is checked before anything is sent: an empty or over-long prompt, a duration that is not a
+    positive number of seconds, an empty ``audio_type``. Waiting works as in every ``CambTaskOperator``.
+
+    :param prompt: The sound or music to make (templated).
+    :param duration: Optional length in seconds (templated).
+    :param audio_type: Optional ``"sound"`` or ``"music"`` (templated).
+    :param project_name: Optional CAMB project name (templated).
+    :param project_description: Optional CAMB project description (templated).
+    :param folder_id: Optional CAMB folder id (templated).
+    """
+
+    kind = TEXT_TO_SOUND.name
+    template_fields: Sequence[str] = (
+        "prompt",
+        "duration",
+        "audio_type",
+        "project_name",
+        "project_description",
+        "folder_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "txt"}
+    ui_color = "#d6e4ff"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        duration: float | str | None = None,
+        audio_type: str | None = None,
+        project_name: str | None = None,
+        project_description: str | None = None,
+        folder_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.duration = duration
+        self.audio_type = audio_type
+        self.project_name = project_name
+        self.project_description = project_description
+        self.folder_id = folder_id
+
+    def create(self, context: Context) -> str:
+        return self.hook.create_text_to_sound(
+            self.prompt,
+            duration=self.duration,
+            audio_type=self.audio_type,
+            project_name=self.project_name,
+            project_description=self.project_description,
+            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+        )
+
+
+class CambTextToSoundResultOperator(CambMediaResultOperator):
+    """Save the sound of a CAMB text-to-sound run: ``GET /text-to-sound-result/{run_id}``.
+
+    Streams the audio into ``destination`` as ``camb_sound_run_<run_id>.<ext>``, whole or not at all, and
+    returns ``{"path", "bytes", "sha256", "content_type"}``. See ``CambMediaResultOperator`` for the parameters.
+    """
+
+    kind = TEXT_TO_SOUND.name

@@ -1,0 +1,161 @@
+"""The stand-in's task bookkeeping, shared by every kind: what new tasks become, the tasks, their runs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from airflow_provider_camb.kinds import TEXT_TO_VOICE, kind_of
+from airflow_provider_camb.testing import _audio
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What new tasks become (see ``CambStandIn.configure``)."""
+
+    pending_seconds: float = 2.0
+    outcome: str = "SUCCESS"
+    exception_reason: str | None = None
+    message: str | dict[str, Any] | None = None
+    preview_count: int = 2
+    preview_seconds: float = 1.0
+    preview_bytes: int | None = None
+    dub_video: bool = True  # whether a dubbing result has a video_url
+
+    def check(self) -> Settings:
+        if not isinstance(self.outcome, str) or not self.outcome:
+            raise ValueError(f"outcome must be a non-empty string, not {self.outcome!r}")
+        for name in ("pending_seconds", "preview_seconds"):  # a negative pending_seconds: terminal at once
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+        if self.preview_seconds < 0:
+            raise ValueError(f"preview_seconds must be >= 0, not {self.preview_seconds!r}")
+        for name in ("preview_count", "preview_bytes"):
+            value = getattr(self, name)
+            if value is None and name == "preview_bytes":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        if not isinstance(self.dub_video, bool):
+            raise ValueError(f"dub_video must be True or False, not {self.dub_video!r}")
+        return self
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(Settings))
+_DEFAULT_REASONS = {"ERROR": "PROCESSING_ERROR", "PAYMENT_REQUIRED": "PAYMENT_REQUIRED"}
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    ready_at: float  # time.monotonic() when it leaves PENDING
+    outcome: str
+    exception_reason: str | None
+    message: str | dict[str, Any] | None
+    run_id: int | None
+
+    def reply(self, now: float) -> dict[str, Any]:
+        if now < self.ready_at:
+            return {"status": "PENDING", "run_id": None, "exception_reason": None, "message": None}
+        return {
+            "status": self.outcome,
+            "run_id": self.run_id,
+            "exception_reason": self.exception_reason,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    """The result of a successful task: what its kind's result handler serves."""
+
+    kind: str
+    token: str  # the secret of its storage links
+    previews: int
+    data_bytes: int  # PCM bytes of each WAV it serves
+    request: dict[str, Any] = field(default_factory=dict)  # the create body (e.g. dubbing's target languages)
+    dub_video: bool = True
+
+
+class Tasks:
+    """Every task and run of one stand-in; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._lock = threading.Lock()
+        self.settings = settings.check()
+        self._tasks: dict[str, Task] = {}
+        self._runs: dict[int, Run] = {}
+        self._run_ids = itertools.count(1000)
+        self._voice_ids = itertools.count(5000)
+
+    def configure(self, **settings: Any) -> None:
+        unknown = set(settings) - SETTING_NAMES
+        if unknown:
+            raise TypeError(f"Unknown stand-in settings: {', '.join(sorted(unknown))}")
+        with self._lock:
+            self.settings = replace(self.settings, **settings).check()
+
+    def add(
+        self,
+        *,
+        kind: str = TEXT_TO_VOICE.name,
+        status: str | None = None,
+        pending_seconds: float | None = None,
+        outcome: str | None = None,
+        exception_reason: str | None = None,
+        message: str | dict[str, Any] | None = None,
+        task_id: str | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> str:
+        """Create a task of ``kind``; ``status`` fixes what it reports from now on."""
+        kind = kind_of(kind).name
+        fixed = status if status not in (None, "PENDING") else outcome
+        overrides: dict[str, Any] = {
+            "pending_seconds": pending_seconds,
+            "outcome": fixed,
+            "exception_reason": exception_reason,
+            "message": message,
+        }
+        with self._lock:
+            settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None}).check()
+            if status is None:
+                ready_at = time.monotonic() + settings.pending_seconds
+            else:
+                ready_at = math.inf if status == "PENDING" else 0.0
+            run_id = None
+            if settings.outcome == "SUCCESS":
+                run_id = next(self._run_ids)
+                size = (
+                    _audio.data_bytes_for_seconds(settings.preview_seconds)
+                    if settings.preview_bytes is None
+                    else _audio.data_bytes_for_size(settings.preview_bytes)
+                )
+                self._runs[run_id] = Run(
+                    kind, secrets.token_urlsafe(16), settings.preview_count, size, request or {}, settings.dub_video
+                )
+                reason, note = None, None
+            else:
+                reason = settings.exception_reason or _DEFAULT_REASONS.get(settings.outcome)
+                note = settings.message if settings.message is not None else f"The task ended with {settings.outcome}."
+            task_id = str(uuid.uuid4()) if task_id is None else task_id
+            self._tasks[task_id] = Task(kind, ready_at, settings.outcome, reason, note, run_id)
+            return task_id
+
+    def task(self, task_id: str) -> Task | None:
+        with self._lock:
+            return self._tasks.get(task_id)
+
+    def run(self, run_id: int) -> Run | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def new_voice_id(self) -> int:
+        with self._lock:
+            return next(self._voice_ids)

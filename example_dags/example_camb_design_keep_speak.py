@@ -1,0 +1,113 @@
+"""Design a voice, keep it, and speak with it: CAMB.AI text-to-voice, custom voice and text-to-speech in one DAG.
+
+The flow, one task per step::
+
+    design_voice ──> download_previews ──> keep_voice ──> speak ──> save_speech
+    (text-to-voice;   (the sample voices     (the first     (text-to-speech   (the speech as a
+     waits in the      as files)              preview as a   with the kept     file named after
+     triggerer)                               custom voice)  voice; waits)     its run)
+
+* ``design_voice`` designs a voice from ``voice_description`` and waits for it (deferrable: no worker is
+  held while CAMB works); it returns the CAMB ``run_id``.
+* ``download_previews`` streams the sample voices into ``destination``.
+* ``keep_voice`` turns the first preview into a permanent custom voice and returns its ``voice_id``.
+* ``speak`` says ``text`` in ``language`` with that voice (``voice_id=keep_voice.output``) and waits.
+* ``save_speech`` streams the speech into ``destination`` as ``camb_speech_run_<run_id>.<ext>`` and returns
+  ``{"path", "bytes", "sha256", "content_type"}``.
+
+This run keeps a voice in the CAMB account each time: a permanent, named voice.
+
+**Connection**: ``camb_default`` of type ``camb``, the API key in *Password*, e.g.
+``export AIRFLOW_CONN_CAMB_DEFAULT='{"conn_type": "camb", "password": "<your CAMB.AI API key>"}'``.
+``python -m airflow_provider_camb.testing`` runs a local stand-in of the API and prints a matching one.
+
+**Where the files go**: the ``destination`` param; when empty, the Variable ``camb_voice_folder``; when that
+is unset too, ``/tmp/camb_voices``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.providers.common.compat.sdk import DAG, Param
+
+from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
+from airflow_provider_camb.operators.text_to_voice import (
+    CambCreateCustomVoiceOperator,
+    TextToVoiceOperator,
+    TextToVoiceResultOperator,
+)
+
+#: The folder (or object storage URI) for previews and speech: the param, else a Variable, else /tmp.
+DESTINATION = "{{ params.destination or var.value.get('camb_voice_folder', '/tmp/camb_voices') }}"
+
+with DAG(
+    dag_id="example_camb_design_keep_speak",
+    description="Design a CAMB.AI voice, keep it as a custom voice, and speak a text with it.",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    tags=["example", "camb", "text-to-voice", "text-to-speech"],
+    doc_md=__doc__,
+    params={
+        "voice_description": Param(
+            "A warm and friendly middle-aged female narrator with a calm, steady pace, a soft British accent "
+            "and a clear, reassuring tone, suited to travel announcements and audiobooks.",
+            type="string",
+            minLength=100,
+            description="The voice to design (CAMB needs at least 100 characters and 18 words).",
+        ),
+        "sample_text": Param("Welcome aboard. Sit back and relax.", type="string", minLength=1),
+        "voice_name": Param("Airflow example narrator", type="string", description="Name of the kept voice."),
+        "gender": Param(2, type="integer", description="CAMB gender code of the kept voice (1 male, 2 female)."),
+        "text": Param(
+            "Good morning. Your train to Edinburgh departs from platform four at nine fifteen.",
+            type="string",
+            minLength=1,
+            description="What the kept voice says.",
+        ),
+        "language": Param(1, type="integer", description="CAMB language id of the text (1: English, US)."),
+        "destination": Param("", type="string", description="Folder or object storage URI for the files."),
+    },
+) as dag:
+    design_voice = TextToVoiceOperator(
+        task_id="design_voice",
+        text="{{ params.sample_text }}",
+        voice_description="{{ params.voice_description }}",
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=5,
+        timeout=30 * 60,
+    )
+
+    download_previews = TextToVoiceResultOperator(
+        task_id="download_previews",
+        run_id=design_voice.output,
+        destination=DESTINATION,
+    )
+
+    keep_voice = CambCreateCustomVoiceOperator(
+        task_id="keep_voice",
+        preview=0,
+        previews=download_previews.output,
+        run_id=design_voice.output,
+        voice_name="{{ params.voice_name }}",
+        gender="{{ params.gender }}",
+    )
+
+    speak = CambTextToSpeechOperator(
+        task_id="speak",
+        text="{{ params.text }}",
+        voice_id=keep_voice.output,
+        language="{{ params.language }}",
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=5,
+        timeout=30 * 60,
+    )
+
+    save_speech = CambTextToSpeechResultOperator(
+        task_id="save_speech",
+        run_id=speak.output,
+        destination=DESTINATION,
+    )

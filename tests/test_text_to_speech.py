@@ -1,0 +1,265 @@
+"""Text to speech (and translated text to speech) over real HTTP to the stand-in: create, wait, save the speech."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_camb.api import ApiRequest
+from airflow_provider_camb.exceptions import (
+    CambConnectionError,
+    CambInputError,
+    CambLinkRefusedError,
+    CambTaskFailedError,
+    CambValidationError,
+)
+from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.operators.text_to_speech import (
+    CambTextToSpeechOperator,
+    CambTextToSpeechResultOperator,
+    CambTranslatedTextToSpeechOperator,
+)
+from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
+
+TEXT = "Good morning. Your train departs from platform four."
+
+
+@pytest.fixture
+def camb(camb_standin, monkeypatch):
+    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff), as in test_operators."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES})
+    )
+    return camb_standin
+
+
+def speak(**options: Any) -> CambTextToSpeechOperator:
+    fields: dict[str, Any] = {"text": TEXT, "voice_id": 5000, "language": 1}
+    fields.update(options)
+    return CambTextToSpeechOperator(task_id="speak", **fields)
+
+
+def finished(standin, kind: str = "tts", **request: Any) -> int:
+    """A SUCCESS run of ``kind`` on the stand-in; its run id."""
+    run_id = CambHook().get_task_status(kind, standin.add_task(kind=kind, status="SUCCESS", request=request)).run_id
+    assert isinstance(run_id, int)
+    standin.clear_requests()
+    return run_id
+
+
+def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
+    operator = CambTextToSpeechResultOperator(task_id="save", run_id=run_id, destination=destination, **options)
+    return operator.execute(context())
+
+
+# --- create: input is checked before anything is sent ---------------------------------------------
+
+BAD_INPUT = {
+    "empty text": ({"text": ""}, "text must not be empty"),
+    "blank text": ({"text": " \n "}, "text must not be empty"),
+    "over-long text": ({"text": "x" * 10_001}, "at most 10000"),
+    "text not a string": ({"text": 7}, "text must be a string"),
+    "voice id a word": ({"voice_id": "narrator"}, "voice_id must be a whole number"),
+    "voice id a float": ({"voice_id": 1.5}, "voice_id must be a whole number"),
+    "voice id a bool": ({"voice_id": True}, "voice_id must be a whole number"),
+    "voice id None": ({"voice_id": None}, "voice_id must be a whole number"),
+    "language a locale": ({"language": "en-us"}, "language must be a whole number"),
+    "gender a word": ({"gender": "female"}, "gender must be a whole number"),
+    "age negative text": ({"age": "-3"}, "age must be a whole number"),
+    "folder a word": ({"folder_id": "inbox"}, "folder_id must be a whole number"),
+}
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_INPUT.values(), ids=BAD_INPUT)
+def test_bad_input_is_refused_before_any_request(camb, options, message):
+    with pytest.raises(CambInputError, match=message):
+        speak(**options).execute(context())
+    assert camb.requests() == []
+
+
+def test_create_sends_the_fields_as_integers_and_returns_the_task_id(camb):
+    ctx = context()
+    task_id = speak(voice_id="5001", language="31", gender="2", age=40, folder_id="3", project_name="P").execute(ctx)
+    (sent,) = camb.requests("create")
+    assert sent.path == "/tts" and sent.kind == "tts"
+    assert sent.json == {
+        "text": TEXT,
+        "voice_id": 5001,
+        "language": 31,
+        "gender": 2,
+        "age": 40,
+        "folder_id": 3,
+        "project_name": "P",
+    }
+    assert ctx["ti"].xcoms == {"task_id": task_id}
+
+
+def test_waiting_in_the_worker_returns_the_run_id(camb):
+    ctx = context()
+    run_id = speak(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(ctx)
+    assert isinstance(run_id, int)
+    assert {r.path for r in camb.requests("status")} == {f"/tts/{ctx['ti'].xcoms['task_id']}"}
+
+
+def test_an_error_status_names_the_text_to_speech_task_and_its_inputs(camb):
+    camb.configure(outcome="ERROR")
+    with pytest.raises(CambTaskFailedError, match=r"text-to-speech task .*\(text, voice_id and language\)"):
+        speak(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(context())
+
+
+def test_the_stand_in_answers_a_body_our_checks_would_refuse_with_a_422(camb):
+    request = ApiRequest("POST", "/tts", "creating a text-to-speech task", json={"text": TEXT, "voice_id": "x"})
+    with pytest.raises(CambValidationError, match="voice_id: Input should be a valid integer; language: Field"):
+        CambHook()._send(request)
+
+
+# --- the result: RAW_BYTES from the API, FILE_URL from the storage host ---------------------------
+
+
+def test_raw_bytes_speech_is_saved_under_the_run_name_with_the_content_types_extension(camb, tmp_path):
+    run_id = finished(camb)
+    saved = save(run_id, tmp_path)
+    path = Path(saved["path"])
+    assert path == tmp_path / f"camb_speech_run_{run_id}.wav"
+    assert saved["bytes"] == path.stat().st_size
+    assert saved["sha256"] == sha256_of(path)
+    assert saved["content_type"] == "audio/wav"
+    with wave.open(str(path)) as audio:
+        assert audio.getnframes() == 22050
+    (request,) = camb.requests("result")
+    assert request.path == f"/tts-result/{run_id}"
+    assert request.query == {"output_type": "RAW_BYTES"}
+    assert request.headers["x-api-key"] == camb.api_key
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_file_url_speech_is_fetched_without_the_key_and_the_link_stays_out_of_xcom_and_logs(camb, tmp_path, capfd):
+    run_id = finished(camb)
+    saved = save(run_id, tmp_path, output_type="FILE_URL")
+    (link,) = camb.requests("media")
+    assert link.server == "preview"
+    assert "x-api-key" not in link.headers
+    assert camb.api_key not in json.dumps(link.headers)
+    output = capfd.readouterr()
+    assert link.query["token"] not in output.out + output.err + json.dumps(saved)
+    assert "localhost" in output.out + output.err  # the host, and only the host
+    assert Path(saved["path"]).name == f"camb_speech_run_{run_id}.wav"
+
+
+def test_an_expired_link_says_so_and_does_not_blame_the_key(camb, tmp_path):
+    run_id = finished(camb)
+    camb.inject("unauthorized", endpoint="media")
+    with pytest.raises(CambLinkRefusedError, match="expired or was refused") as caught:
+        save(run_id, tmp_path, output_type="FILE_URL")
+    assert "API key is never sent" in str(caught.value)
+    assert "Check the API key" not in str(caught.value)
+    assert "token=" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_off_speech_leaves_no_file(camb, tmp_path):
+    run_id = finished(camb)
+    camb.inject("truncate", endpoint="result", times=3)  # every attempt (1 + 2 retries)
+    with pytest.raises(CambConnectionError, match=f"text-to-speech run {run_id} failed after"):
+        save(run_id, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_off_speech_is_fetched_again_whole(camb, tmp_path):
+    run_id = finished(camb)
+    camb.inject("truncate", endpoint="result", times=1)
+    saved = save(run_id, tmp_path)
+    assert camb.request_count("result") == 2
+    assert sha256_of(Path(saved["path"])) == saved["sha256"]
+
+
+def test_a_json_answer_to_raw_bytes_is_not_saved_as_audio(camb, tmp_path):
+    run_id = finished(camb)
+    camb.inject("unknown_status", endpoint="result", times=3)  # a 200 JSON body where audio belongs
+    with pytest.raises(Exception, match="JSON instead of audio"):
+        save(run_id, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_of_another_kind_is_refused_by_camb(camb, tmp_path):
+    run_id = finished(camb, "text-to-voice")
+    with pytest.raises(Exception, match="HTTP 400"):
+        save(run_id, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"run_id": "abc"}, "run id must be a whole number"),
+        ({"output_type": "MP3"}, "output_type must be one of"),
+        ({"destination": ""}, "destination must be a local path"),
+    ],
+)
+def test_bad_result_input_is_refused_before_any_request(camb, tmp_path, options, message):
+    fields = {"run_id": 1000, "destination": tmp_path, **options}
+    with pytest.raises(CambInputError, match=message):
+        save(**fields)
+    assert camb.requests() == []
+
+
+# --- translated text to speech: same result endpoint ------------------------------------------------
+
+
+def test_translated_speech_is_created_checked_and_saved_by_the_same_result_operator(camb, tmp_path):
+    with pytest.raises(CambInputError, match="target_language must be a whole number"):
+        CambTranslatedTextToSpeechOperator(
+            task_id="t", text=TEXT, voice_id=1, source_language=1, target_language="fr"
+        ).execute(context())
+    assert camb.requests() == []
+    run_id = CambTranslatedTextToSpeechOperator(
+        task_id="t",
+        text=TEXT,
+        voice_id="7",
+        source_language=1,
+        target_language="76",
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.1,
+    ).execute(context())
+    (sent,) = camb.requests("create")
+    assert sent.path == "/translated-tts"
+    assert sent.json == {"text": TEXT, "voice_id": 7, "source_language": 1, "target_language": 76}
+    assert {r.path.split("/")[1] for r in camb.requests("status")} == {"translated-tts"}
+    saved = save(run_id, tmp_path)
+    assert Path(saved["path"]).name == f"camb_speech_run_{run_id}.wav"
+
+
+# --- dag.test(): deferred create, then the result, with Airflow's own machinery -----------------------
+
+SPEAK_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    speak = CambTextToSpeechOperator(
+        task_id="speak", text={text!r}, voice_id="{{{{ 5000 + 1 }}}}", language=1,
+        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
+    )
+    CambTextToSpeechResultOperator(task_id="save", run_id=speak.output, destination={destination!r})
+"""
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
+def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, deferrable):
+    source = SPEAK_DAG.format(
+        dag_id=f"tts_flow_{next(_ids)}", text=TEXT, deferrable=deferrable, destination=str(tmp_path)
+    )
+    result = run_dag.run(source)
+    assert result.task_states == {"speak": "success", "save": "success"}
+    run_id = result.xcom("speak")
+    assert result.xcom("speak", "run_id") == run_id
+    saved = result.xcom("save")
+    assert Path(saved["path"]) == tmp_path / f"camb_speech_run_{run_id}.wav"
+    assert sha256_of(Path(saved["path"])) == saved["sha256"]
+    assert camb_connection.requests("create")[0].json["voice_id"] == 5001
+    assert camb_connection.request_count("create") == 1
