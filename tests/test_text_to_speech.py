@@ -23,6 +23,7 @@ from airflow_provider_camb.operators.text_to_speech import (
     CambTextToSpeechResultOperator,
     CambTranslatedTextToSpeechOperator,
 )
+from tests.airflow_harness import AIRFLOW_3, asset_events
 from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
 
 TEXT = "Good morning. Your train departs from platform four."
@@ -237,7 +238,7 @@ def test_translated_speech_is_created_checked_and_saved_by_the_same_result_opera
 
 SPEAK_DAG = """
 import pendulum
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, Asset
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
@@ -245,7 +246,9 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
         task_id="speak", text={text!r}, voice_id="{{{{ 5000 + 1 }}}}", language=1,
         wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
     )
-    CambTextToSpeechResultOperator(task_id="save", run_id=speak.output, destination={destination!r})
+    CambTextToSpeechResultOperator(
+        task_id="save", run_id=speak.output, destination={destination!r}, outlets=[Asset("camb_speech_{dag_id}")]
+    )
 """
 
 
@@ -263,3 +266,7 @@ def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, deferrable)
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
     assert camb_connection.requests("create")[0].json["voice_id"] == 5001
     assert camb_connection.request_count("create") == 1
+    if AIRFLOW_3:  # Airflow 2's dag.test() registers no datasets, so no dataset event either
+        file = {"path": saved["path"], "sha256": saved["sha256"], "bytes": saved["bytes"]}
+        ((_, task_id, extra),) = asset_events(result.dag_id, result.run_id)
+        assert task_id == "save" and extra == {"camb_kind": "tts", "camb_run_id": run_id, "files": [file]}

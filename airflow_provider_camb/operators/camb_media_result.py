@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
 from airflow_provider_camb.api import DownloadedFile, check_run_id, media_result_request, url_host
 from airflow_provider_camb.hooks.camb import CambHook
@@ -23,7 +24,7 @@ def media_file_name(media: str, run_id: int, extension: str) -> str:
     return f"camb_{media}_run_{run_id}.{extension}"
 
 
-class CambMediaResultOperator(BaseOperator):
+class CambMediaResultOperator(CambLineageMixin, BaseOperator):
     """Save the media result of a CAMB run to a folder or object storage; the base of each kind's result operator.
 
     With ``output_type="RAW_BYTES"`` (the default) the audio is streamed from the API host itself;
@@ -100,4 +101,6 @@ class CambMediaResultOperator(BaseOperator):
             saved.content_type,
             saved.sha256,
         )
-        return {"path": str(final), "bytes": saved.bytes, "sha256": saved.sha256, "content_type": saved.content_type}
+        result = {"path": str(final), "bytes": saved.bytes, "sha256": saved.sha256, "content_type": saved.content_type}
+        self.record_result(context, self.hook.settings.base_url, kind, run_id, [result])
+        return result

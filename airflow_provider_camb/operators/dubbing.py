@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
+from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
 from airflow_provider_camb.api import DownloadedFile, DubbedOutput, check_run_id, url_host, whole_number
 from airflow_provider_camb.exceptions import CambResponseError
@@ -114,7 +115,7 @@ class CambDubbingOperator(CambTaskOperator):
         )
 
 
-class CambDubbingResultOperator(BaseOperator):
+class CambDubbingResultOperator(CambLineageMixin, BaseOperator):
     """Save every dubbed output of a CAMB dubbing run (``GET /dub-result/{run_id}``) to a folder or object storage.
 
     For each target language it saves the dubbed audio, the dubbed video when CAMB made one, and the
@@ -165,10 +166,13 @@ class CambDubbingResultOperator(BaseOperator):
                 f"CAMB dubbing run {run_id} names languages that give the same file names: {sorted(map(str, stems))}."
             )
         self.log.info("CAMB dubbing run %s has %d dubbed outputs; saving them to %s.", run_id, len(outputs), folder)
-        return {
+        saved = {
             SINGLE_RESULT if language is None else language: self._save(folder, stems[language], output)
             for language, output in outputs.items()
         }
+        files = [file for output in saved.values() for file in output.values() if file is not None]
+        self.record_result(context, self.hook.settings.base_url, DUB, run_id, files)
+        return saved
 
     def _save(self, folder: ObjectStoragePath, stem: str, output: DubbedOutput) -> dict[str, Any]:
         saved = {
