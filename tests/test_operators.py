@@ -121,7 +121,7 @@ BAD_CREATE_INPUT = {
     "description is not a string": ({"voice_description": ["a", "list"]}, "voice_description must be a string"),
     "very large description": ({"voice_description": "word " * 5_000}, "at most 10000"),
     "empty project name": ({"project_name": "  "}, "project_name must not be empty"),
-    "folder id not a number": ({"folder_id": "twelve"}, "folder_id must be an integer"),
+    "folder id not a number": ({"folder_id": "twelve"}, "folder_id must be a whole number"),
 }
 
 

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_provider_camb import _waiting
 from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
+from airflow_provider_camb.api import whole_number
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 
@@ -30,6 +31,9 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     ``timeout`` a ``CambWaitTimeoutError`` fails without retries. Resuming never creates the task again.
 
     :param camb_conn_id: The Airflow connection of type ``camb``.
+    :param project_name: Optional CAMB project name (templated in every subclass).
+    :param project_description: Optional CAMB project description (templated).
+    :param folder_id: Optional CAMB folder id, an integer or digit string (templated).
     :param wait_for_completion: Wait until the task ends and return its run id (default False).
     :param poll_interval: Seconds between status checks while waiting.
     :param timeout: Longest wait in seconds or a ``timedelta`` (default 24 hours).
@@ -40,11 +44,16 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
 
     #: The CAMB task kind this operator starts (a name in ``airflow_provider_camb.kinds.KINDS``).
     kind: ClassVar[str]
+    #: The fields every CAMB create accepts; subclasses add them to their ``template_fields``.
+    project_fields: ClassVar[tuple[str, ...]] = ("project_name", "project_description", "folder_id")
 
     def __init__(
         self,
         *,
         camb_conn_id: str = CambHook.default_conn_name,
+        project_name: str | None = None,
+        project_description: str | None = None,
+        folder_id: int | str | None = None,
         wait_for_completion: bool = False,
         poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
@@ -54,6 +63,9 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.camb_conn_id = camb_conn_id
+        self.project_name = project_name
+        self.project_description = project_description
+        self.folder_id = folder_id
         self.wait_for_completion = wait_for_completion
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
@@ -67,6 +79,15 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     @property
     def wait_timeout(self) -> float:
         return self.timeout
+
+    @property
+    def project(self) -> dict[str, Any]:
+        """The project fields as the hook's create calls take them (a rendered folder_id's digits pass)."""
+        return {
+            "project_name": self.project_name,
+            "project_description": self.project_description,
+            "folder_id": whole_number("folder_id", self.folder_id, optional=True),
+        }
 
     def waited_task_id(self, context: Context) -> str:
         """The CAMB task this operator created (its XCom ``task_id``)."""

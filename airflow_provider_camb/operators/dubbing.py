@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
-from airflow_provider_camb.api import DownloadedFile, DubbedOutput, check_run_id, url_host, whole_number
+from airflow_provider_camb.api import DownloadedFile, DubbedOutput, check_run_id, url_host
 from airflow_provider_camb.exceptions import CambResponseError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import DUB
@@ -47,9 +47,6 @@ class CambDubbingOperator(CambTaskOperator):
     :param transcription_mode: Optional ``"fast"`` or ``"slow"`` (templated).
     :param source_transcript: Optional source-language SRT input (CAMB's object).
     :param target_transcripts: Optional list of translated SRT inputs, one per target language.
-    :param project_name: Optional CAMB project name (templated).
-    :param project_description: Optional CAMB project description (templated).
-    :param folder_id: Optional CAMB folder id (templated).
     """
 
     kind = DUB.name
@@ -58,9 +55,7 @@ class CambDubbingOperator(CambTaskOperator):
         "source_language",
         "target_languages",
         "transcription_mode",
-        "project_name",
-        "project_description",
-        "folder_id",
+        *CambTaskOperator.project_fields,
     )
     ui_color = "#d6e4ff"
 
@@ -77,9 +72,6 @@ class CambDubbingOperator(CambTaskOperator):
         transcription_mode: str | None = None,
         source_transcript: dict[str, Any] | None = None,
         target_transcripts: list[dict[str, Any]] | None = None,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,9 +85,6 @@ class CambDubbingOperator(CambTaskOperator):
         self.transcription_mode = transcription_mode
         self.source_transcript = source_transcript
         self.target_transcripts = target_transcripts
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
 
     def create(self, context: Context) -> str:
         return self.hook.create_dub(
@@ -109,9 +98,7 @@ class CambDubbingOperator(CambTaskOperator):
             transcription_mode=self.transcription_mode,
             source_transcript=self.source_transcript,
             target_transcripts=self.target_transcripts,
-            project_name=self.project_name,
-            project_description=self.project_description,
-            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+            **self.project,
         )
 
 

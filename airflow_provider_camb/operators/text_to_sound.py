@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_camb.api import whole_number
 from airflow_provider_camb.kinds import TEXT_TO_SOUND
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
@@ -25,9 +24,6 @@ class CambTextToSoundOperator(CambTaskOperator):
     :param prompt: The sound or music to make (templated).
     :param duration: Optional length in seconds (templated).
     :param audio_type: Optional ``"sound"`` or ``"music"`` (templated).
-    :param project_name: Optional CAMB project name (templated).
-    :param project_description: Optional CAMB project description (templated).
-    :param folder_id: Optional CAMB folder id (templated).
     """
 
     kind = TEXT_TO_SOUND.name
@@ -35,9 +31,7 @@ class CambTextToSoundOperator(CambTaskOperator):
         "prompt",
         "duration",
         "audio_type",
-        "project_name",
-        "project_description",
-        "folder_id",
+        *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "txt"}
     ui_color = "#d6e4ff"
@@ -48,27 +42,19 @@ class CambTextToSoundOperator(CambTaskOperator):
         prompt: str,
         duration: float | str | None = None,
         audio_type: str | None = None,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prompt = prompt
         self.duration = duration
         self.audio_type = audio_type
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
 
     def create(self, context: Context) -> str:
         return self.hook.create_text_to_sound(
             self.prompt,
             duration=self.duration,
             audio_type=self.audio_type,
-            project_name=self.project_name,
-            project_description=self.project_description,
-            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+            **self.project,
         )
 
 

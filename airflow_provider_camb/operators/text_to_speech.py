@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_camb.api import whole_number
 from airflow_provider_camb.kinds import TRANSLATED_TTS, TTS
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
@@ -36,9 +35,6 @@ class CambTextToSpeechOperator(CambTaskOperator):
     :param language: CAMB's language id of the text, e.g. 1 for English (United States) (templated).
     :param gender: Optional CAMB gender code (templated).
     :param age: Optional age of the speaker (templated).
-    :param project_name: Optional CAMB project name (templated).
-    :param project_description: Optional CAMB project description (templated).
-    :param folder_id: Optional CAMB folder id (templated).
     """
 
     kind = TTS.name
@@ -48,9 +44,7 @@ class CambTextToSpeechOperator(CambTaskOperator):
         "language",
         "gender",
         "age",
-        "project_name",
-        "project_description",
-        "folder_id",
+        *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt"}
     ui_color = "#d6e4ff"
@@ -63,9 +57,6 @@ class CambTextToSpeechOperator(CambTaskOperator):
         language: int | str,
         gender: int | str | None = None,
         age: int | str | None = None,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,9 +65,6 @@ class CambTextToSpeechOperator(CambTaskOperator):
         self.language = language
         self.gender = gender
         self.age = age
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
 
     def create(self, context: Context) -> str:
         return self.hook.create_tts(
@@ -85,9 +73,7 @@ class CambTextToSpeechOperator(CambTaskOperator):
             self.language,
             gender=self.gender,
             age=self.age,
-            project_name=self.project_name,
-            project_description=self.project_description,
-            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+            **self.project,
         )
 
 
@@ -104,9 +90,6 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
     :param age: Optional age of the speaker (templated).
     :param formality: Optional CAMB formality code (templated).
     :param chosen_dictionaries: Optional list of CAMB dictionary ids.
-    :param project_name: Optional CAMB project name (templated).
-    :param project_description: Optional CAMB project description (templated).
-    :param folder_id: Optional CAMB folder id (templated).
     """
 
     kind = TRANSLATED_TTS.name
@@ -118,9 +101,7 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         "gender",
         "age",
         "formality",
-        "project_name",
-        "project_description",
-        "folder_id",
+        *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt"}
     ui_color = "#d6e4ff"
@@ -136,9 +117,6 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         age: int | str | None = None,
         formality: int | str | None = None,
         chosen_dictionaries: list[int] | None = None,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -150,9 +128,6 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         self.age = age
         self.formality = formality
         self.chosen_dictionaries = chosen_dictionaries
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
 
     def create(self, context: Context) -> str:
         return self.hook.create_translated_tts(
@@ -164,9 +139,7 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
             age=self.age,
             formality=self.formality,
             chosen_dictionaries=self.chosen_dictionaries,
-            project_name=self.project_name,
-            project_description=self.project_description,
-            folder_id=whole_number("folder_id", self.folder_id, optional=True),
+            **self.project,
         )
 
 

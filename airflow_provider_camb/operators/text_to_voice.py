@@ -64,14 +64,11 @@ class TextToVoiceOperator(CambTaskOperator):
 
     :param text: What the sample voices will say (templated).
     :param voice_description: The voice to design; CAMB needs 100+ characters and 18+ words (templated).
-    :param project_name: Optional CAMB project name (templated).
-    :param project_description: Optional CAMB project description (templated).
-    :param folder_id: Optional CAMB folder id, an integer or digit string (templated).
     :param check_description: Refuse descriptions CAMB would not process before sending (default True).
     """
 
     kind = TEXT_TO_VOICE.name
-    template_fields: Sequence[str] = ("text", "voice_description", "project_name", "project_description", "folder_id")
+    template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
     ui_color = "#d6e4ff"
 
@@ -80,30 +77,19 @@ class TextToVoiceOperator(CambTaskOperator):
         *,
         text: str,
         voice_description: str,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         check_description: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.text = text
         self.voice_description = voice_description
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
         self.check_description = check_description
 
     def create(self, context: Context) -> str:
-        folder_id = self.folder_id
-        if (number := _digits(folder_id)) is not None:
-            folder_id = number  # a rendered template; anything else that is not an int is refused by the hook
         return self.hook.create_text_to_voice(
             self.text,
             self.voice_description,
-            project_name=self.project_name,
-            project_description=self.project_description,
-            folder_id=folder_id,  # type: ignore[arg-type]  # checked by the hook before sending
+            **self.project,
             check_description=self.check_description,
         )
 
