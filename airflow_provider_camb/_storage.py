@@ -8,6 +8,7 @@ sees a partial file under a final name, and a rerun replaces a file with the sam
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -24,6 +25,8 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_camb.exceptions import CambInputError
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+#: Storage that needs no credentials: no warning when it is used without a connection.
+_NO_CREDENTIALS = frozenset({"memory"})
 _COPY_CHUNK = 1024 * 1024
 
 #: File extensions of the media types CAMB (or a storage host in front of it) may send.
@@ -63,6 +66,7 @@ AUDIO_EXTENSIONS = MEDIA_EXTENSIONS
 _SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,8}")
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def media_extension(content_type: str | None, url: str = "") -> str:
@@ -80,16 +84,24 @@ def media_extension(content_type: str | None, url: str = "") -> str:
 def storage_path(location: object, name: str, *, conn_id: str | None = None) -> ObjectStoragePath:
     """A local path or object storage URI as an ``ObjectStoragePath`` whose filesystem is usable.
 
-    ``conn_id`` names the Airflow connection that reaches the storage (e.g. an ``aws`` connection);
-    without it, a ``scheme://conn_id@bucket/path`` URI names one, else the storage's own defaults apply.
+    ``conn_id`` names the Airflow connection that reaches the storage (e.g. an ``aws`` connection), as
+    does a ``scheme://conn_id@bucket/path`` URI; naming two different ones is refused. With neither, the
+    storage library's own defaults apply (for ``s3://``: boto's environment, not ``aws_default``), which
+    is logged as a warning because the files may then go somewhere else than the user's connection says.
     """
     if not isinstance(location, ObjectStoragePath) and not (
         isinstance(location, (str, os.PathLike)) and os.fspath(location).strip()
     ):
         raise CambInputError(f"{name} must be a local path or an object storage URI, got {location!r}.")
+    named = _named_connection(location)
+    if conn_id and named and named != conn_id:
+        raise CambInputError(
+            f"{name} {str(location)!r} names the connection {named!r} but {name}_conn_id is {conn_id!r}: "
+            f"give the connection once, either in the URI or as {name}_conn_id."
+        )
     try:
         if isinstance(location, ObjectStoragePath):
-            path = location
+            path = location if not conn_id else ObjectStoragePath(location, conn_id=conn_id)
         elif conn_id:
             path = ObjectStoragePath(os.fspath(location), conn_id=conn_id)
         else:
@@ -100,7 +112,40 @@ def storage_path(location: object, name: str, *, conn_id: str | None = None) -> 
             f"{name} {str(location)!r} cannot be used: {error}. Install the provider of that storage "
             "(e.g. apache-airflow-providers-amazon for s3://) or use a local folder."
         ) from error
+    protocol = str(path.protocol)
+    if protocol not in _LOCAL_PROTOCOLS | _NO_CREDENTIALS and not _conn_id_of(path):
+        log.warning(
+            "%s %s names no Airflow connection, so %s:// uses its library's default credentials and endpoint "
+            "(for s3://: boto's environment and ~/.aws, not aws_default). To write with a connection, set "
+            "%s_conn_id or use %s://CONN_ID@%s.",
+            name,
+            str(location),
+            protocol,
+            name,
+            protocol,
+            str(location).split("://", 1)[-1],
+        )
     return path
+
+
+def _conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The connection an ``ObjectStoragePath`` uses (Airflow 3 keeps it in ``conn_id``, 2.x in its options)."""
+    found = getattr(path, "conn_id", None) or getattr(path, "storage_options", {}).get("conn_id")
+    return str(found) if found else None
+
+
+def _named_connection(location: object) -> str | None:
+    """The connection id a location names itself: an ``ObjectStoragePath``'s, or a URI's ``conn_id@``."""
+    if isinstance(location, ObjectStoragePath):
+        return _conn_id_of(location)
+    if not isinstance(location, (str, os.PathLike)):
+        return None
+    try:
+        netloc = urlsplit(str(os.fspath(location))).netloc
+    except ValueError:
+        return None
+    userinfo, at, _ = netloc.rpartition("@")
+    return (userinfo or None) if at else None
 
 
 def is_local(path: ObjectStoragePath) -> bool:
@@ -127,12 +172,21 @@ def write_atomically(
     """Write a file whole or not at all: ``write`` fills a temporary file, ``final_name(result)`` names it.
 
     Returns the final path and what ``write`` returned. On any failure the temporary file is removed
-    and the error goes on; a file already under the final name is left as it was.
+    and the error goes on; a file already under the final name is left as it was. For object storage,
+    ``write`` fills a local temporary file first (one that can be rewound, so a download cut off midway
+    is retried from the start) and the bytes are uploaded only once it has finished.
     """
     part = folder / f".{stem}.part-{secrets.token_hex(8)}"
     try:
-        with part.open("wb") as file:  # type: ignore[no-untyped-call]
-            result = write(file)
+        if is_local(folder):
+            with part.open("wb") as file:  # type: ignore[no-untyped-call]
+                result = write(file)
+        else:
+            with tempfile.TemporaryFile(prefix="camb-") as spool:
+                result = write(spool)
+                spool.seek(0)
+                with part.open("wb") as file:  # type: ignore[no-untyped-call]
+                    shutil.copyfileobj(spool, file, _COPY_CHUNK)
         final = folder / final_name(result)
         if is_local(folder):
             os.replace(str(part.path), str(final.path))  # atomic: readers see the old file or the new one

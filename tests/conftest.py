@@ -10,6 +10,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="camb-airflow-home-"))
@@ -28,6 +29,7 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
+from tests.object_storage import MotoS3  # noqa: E402
 
 pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
 
@@ -50,3 +52,20 @@ def camb_connection(camb_standin, monkeypatch: pytest.MonkeyPatch):  # type: ign
 def run_dag(airflow_home: Path) -> DagRunner:
     """Write a DAG into the DAGs folder, import that file and run it with ``dag.test()``."""
     return DagRunner(airflow_home / "dags")
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """An S3 API server (moto) on loopback for the whole session."""
+    with MotoS3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_connection(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> MotoS3:
+    """moto wired as the ``aws`` connection ``camb_s3`` (AIRFLOW_CONN_CAMB_S3); no AWS_* variables apply."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask a cloud metadata address
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_S3", moto_s3.connection_json())
+    return moto_s3

@@ -1,10 +1,14 @@
 """A real Airflow 3 deployment in a temporary AIRFLOW_HOME, with the CAMB stand-in, for end-to-end tests.
 
-``AirflowDeployment`` starts the CAMB stand-in CLI and Airflow's scheduler (LocalExecutor), triggerer,
+``AirflowDeployment`` starts the CAMB stand-in CLI and Airflow's scheduler (LocalExecutor), triggerer(s),
 dag-processor and API server as separate processes, each in its own process group with its own log
-file, all on ports chosen free at start. Tests trigger DAGs with the ``airflow`` CLI, follow them
-through the REST API, read the metadata database directly (``db_path``, ``query``), restart the
-triggerer, stop the stand-in, and search every log and the database for a string::
+file, all on ports chosen free at start. The metadata database is a PostgreSQL server started for the
+deployment (``database="postgresql"``, the default; ``tests/postgres.py``) or a SQLite file
+(``database="sqlite"``). ``triggerers=2`` runs two triggerers; ``object_storage=True`` adds an S3 API
+(moto, ``tests/object_storage.py``) as the ``aws`` connection ``camb_s3``. Tests trigger DAGs with the
+``airflow`` CLI, follow them through the REST API, read the metadata database directly (``query``, on
+either database), restart or kill a triggerer, stop the stand-in, and search every log and the database
+for a string::
 
     with AirflowDeployment(dags=[Path("example_dags/example_camb_text_to_voice.py")]) as airflow:
         run_id = airflow.trigger("example_camb_text_to_voice", {"destination": "/tmp/out"})
@@ -17,7 +21,8 @@ detached watchdog SIGKILLs those groups if the test process itself dies without 
 Reuse: ``restart_triggerer(kill=True)`` (kill -9, then a fresh triggerer), ``standin.client.outage(30)``
 (the API refuses connections for 30 s) or ``stop_standin()``/``restart_standin()``, ``trigger(...,
 via="api")`` for many runs, ``task_states`` for mapped tasks (``"wait[3]"``), ``trigger_rows``,
-``triggerer_job_ids``, ``query(sql)`` on ``db_path``, ``log_files()`` and ``files_containing(secret)``.
+``triggerer_job_ids``, ``triggerer_job_id(name)``, ``query(sql)`` (``?`` placeholders on both databases),
+``table_names()``, ``log_files()`` and ``files_containing(secret)``.
 """
 
 from __future__ import annotations
@@ -46,10 +51,15 @@ import psutil
 import requests
 
 from airflow_provider_camb.testing import CambStandInClient
+from tests.object_storage import MotoS3
+from tests.postgres import PostgresServer
 
 AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DATABASES = ("postgresql", "sqlite")
+#: The ``aws`` connection to the S3 API of ``object_storage=True``.
+S3_CONN_ID = "camb_s3"
 
 
 def free_port() -> int:
@@ -57,6 +67,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """One row read by ``query``, alike on both databases: ``row["column"]``, ``row[0]``, ``dict(row)``."""
+
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], values: Iterable[Any]) -> Row:
+        row = cls(bytes(value) if isinstance(value, memoryview) else value for value in values)
+        row.names = names
+        return row
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
 
 
 class DeploymentError(RuntimeError):
@@ -139,6 +169,9 @@ class AirflowDeployment:
     :param env: More environment (e.g. ``AIRFLOW__CORE__PARALLELISM``) for every Airflow process.
     :param keep_home: Leave the home folder (logs, database) behind after ``stop()``.
     :param start_timeout: Seconds to wait for every component to report healthy.
+    :param database: ``"postgresql"`` (a server started for this deployment) or ``"sqlite"``.
+    :param triggerers: How many triggerers run (``triggerer``, ``triggerer-2``, ...).
+    :param object_storage: Also start moto's S3 API, as the ``aws`` connection ``camb_s3``.
     """
 
     def __init__(
@@ -151,9 +184,16 @@ class AirflowDeployment:
         env: dict[str, str] | None = None,
         keep_home: bool = False,
         start_timeout: float = 120.0,
+        database: str = "postgresql",
+        triggerers: int = 1,
+        object_storage: bool = False,
     ) -> None:
         if not AIRFLOW_3:
             raise RuntimeError("AirflowDeployment runs Airflow 3 components (api-server, dag-processor).")
+        if database not in DATABASES:
+            raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
+        if triggerers < 1:
+            raise ValueError(f"triggerers must be at least 1, not {triggerers!r}")
         self._own_home = home is None
         self.home = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="camb-deployment-"))
         self.dags_folder = self.home / "dags"
@@ -166,6 +206,12 @@ class AirflowDeployment:
         self._extra_env = dict(env or {})
         self.keep_home = keep_home
         self.start_timeout = start_timeout
+        self.database = database
+        self.postgres = PostgresServer() if database == "postgresql" else None
+        self.s3 = MotoS3() if object_storage else None
+        self.components = [*COMPONENTS, *(f"triggerer-{number}" for number in range(2, triggerers + 1))]
+        self._down: set[str] = set()  # components stopped on purpose: check_alive leaves them be
+        self._triggerer_jobs: dict[str, int] = {}
         self.api_port = 0
         self.api_url = ""
         self.standin: StandIn | None = None
@@ -192,11 +238,14 @@ class AirflowDeployment:
             self._start_watchdog()
             for dag in self._dags:
                 self.add_dag(dag)
+            self._start_services()
             self.start_standin()
             self.env = self._environment()
             self.airflow("db", "migrate", timeout=300)
-            for name in COMPONENTS:
+            for name in self.components:
                 self.start_component(name)
+                if name.startswith("triggerer") and len(self.triggerer_names) > 1:
+                    self._note_triggerer_job(name)  # one at a time: each one's job id is known
             self.wait_until_healthy(self.start_timeout)
         except BaseException:
             self.stop()
@@ -209,20 +258,45 @@ class AirflowDeployment:
             return
         self._stopped = True
         self._groups_file.unlink(missing_ok=True)  # the watchdog exits when its list is gone
-        _stop_groups([p for name, p in self._processes.items() if name != "standin"], grace)
-        _stop_groups([p for name, p in self._processes.items() if name == "standin"], grace)
+        services = ("standin", "s3", "postgres")  # stopped last: Airflow's processes use them until the end
+        _stop_groups([p for name, p in self._processes.items() if name not in services], grace)
+        _stop_groups([p for name, p in self._processes.items() if name in services], grace)
         if self.standin is not None:
             self.standin.client.close()
+        if self.s3 is not None:
+            self.s3.stop()  # closes its client; the process is gone already
         self._http.close()
         atexit.unregister(self.stop)
+        if self.postgres is not None and not self.keep_home:
+            self.postgres.remove_data()
         if self._own_home and not self.keep_home:
             shutil.rmtree(self.home, ignore_errors=True)
+
+    def _start_services(self) -> None:
+        """PostgreSQL and moto, when asked for, each in its own process group like the components."""
+        if self.postgres is not None:
+            self._spawn("postgres", self.postgres.prepare(), dict(os.environ))
+            self.postgres.process = self._processes["postgres"].popen
+            self.postgres.wait_until_ready()
+        if self.s3 is not None:
+            env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "AWS_"))}
+            self.s3.process = self._spawn("s3", self.s3.argv(), env).popen
+            self.s3.wait_until_ready()
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        """The metadata database's URL, as Airflow's ``[database] sql_alchemy_conn`` takes it."""
+        return self.postgres.sqlalchemy_url if self.postgres is not None else f"sqlite:///{self.db_path}"
+
+    @property
+    def triggerer_names(self) -> list[str]:
+        return [name for name in self.components if name.startswith("triggerer")]
 
     def _environment(self) -> dict[str, str]:
         assert self.standin is not None
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "AWS_"))}
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -236,7 +310,7 @@ class AirflowDeployment:
                 ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__BASE_URL": self.api_url,
@@ -249,10 +323,13 @@ class AirflowDeployment:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW_CONN_CAMB_DEFAULT": self.standin.connection_json,
+                "AWS_EC2_METADATA_DISABLED": "true",  # boto never asks a cloud metadata address
                 "PYTHONUNBUFFERED": "1",
                 "NO_COLOR": "1",
             }
         )
+        if self.s3 is not None:
+            env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = self.s3.connection_json()
         env.update(self._extra_env)
         return env
 
@@ -310,15 +387,21 @@ class AirflowDeployment:
         return process
 
     def start_component(self, name: str) -> None:
-        """Start one Airflow component (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``)."""
-        argv = [sys.executable, "-m", "airflow", name]
+        """Start one Airflow component (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer[-N]``)."""
+        command = "triggerer" if name.startswith("triggerer") else name
+        argv = [sys.executable, "-m", "airflow", command]
+        env = self.env
         if name == "api-server":
             argv += ["--host", "127.0.0.1", "--port", str(self.api_port)]
-        self._spawn(name, argv, self.env)
+        if name.startswith("triggerer-"):  # each triggerer serves its logs on a port of its own
+            env = {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        self._spawn(name, argv, env)
+        self._down.discard(name)
 
     def stop_component(self, name: str, *, kill: bool = False, grace: float = 15.0) -> None:
         """Stop one component: SIGKILL at once with ``kill`` (a crash), else SIGTERM then SIGKILL."""
         process = self._processes[name]
+        self._down.add(name)
         if kill:  # no SIGTERM first: the process gets no chance to clean up, as in a crash
             assert process.popen is not None
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -329,12 +412,35 @@ class AirflowDeployment:
                 os.killpg(process.popen.pid, signal.SIGKILL)
         _stop_groups([process], grace)
 
-    def restart_triggerer(self, *, kill: bool = True, down_seconds: float = 0.0) -> None:
-        """Kill -9 (or stop cleanly) the triggerer, optionally stay down a while, then start a new one."""
-        self.stop_component("triggerer", kill=kill)
+    def restart_triggerer(self, *, kill: bool = True, down_seconds: float = 0.0, name: str = "triggerer") -> None:
+        """Kill -9 (or stop cleanly) a triggerer, optionally stay down a while, then start a new one."""
+        self.stop_component(name, kill=kill)
         if down_seconds:
             time.sleep(down_seconds)
-        self.start_component("triggerer")
+        self.start_component(name)
+        if len(self.triggerer_names) > 1:
+            self._note_triggerer_job(name)
+
+    def _note_triggerer_job(self, name: str, timeout: float = 120.0) -> None:
+        """Wait for the job row of the triggerer just started as ``name`` and remember its id."""
+        known = set(self.triggerer_job_ids())
+        found: list[int] = []
+
+        def registered() -> bool:
+            found[:] = [job for job in self.triggerer_job_ids() if job not in known]
+            return bool(found)
+
+        self._wait(registered, timeout, f"the job of {name}", poll=0.5)
+        self._triggerer_jobs[name] = found[0]
+
+    def triggerer_job_id(self, name: str = "triggerer") -> int:
+        """The job id (``trigger.triggerer_id``) of the triggerer process running as ``name`` now.
+
+        Known when the deployment runs several triggerers (they are started one at a time for it).
+        """
+        if name not in self._triggerer_jobs:
+            raise DeploymentError(f"The job id of {name} is only known with triggerers >= 2.")
+        return self._triggerer_jobs[name]
 
     def start_standin(self, port: int = 0, api_key: str | None = None, timeout: float = 30.0) -> StandIn:
         """Start ``python -m airflow_provider_camb.testing`` and read its addresses and key."""
@@ -383,9 +489,9 @@ class AirflowDeployment:
 
     def check_alive(self) -> None:
         """Raise ``DeploymentError`` with its log's tail if a component has exited."""
-        for name in COMPONENTS:
+        for name in self.components:
             process = self._processes.get(name)
-            if process is not None and not process.alive():
+            if name not in self._down and process is not None and not process.alive():
                 raise DeploymentError(
                     f"{name} exited with {process.popen.returncode if process.popen else '?'}:\n{process.tail()}"
                 )
@@ -413,13 +519,19 @@ class AirflowDeployment:
             reply = self._http.get(f"{self.api_url}/auth/token", timeout=10)
             reply.raise_for_status()
             self._token = str(reply.json()["access_token"])
-        reply = self._http.request(
-            method,
-            f"{self.api_url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self._token}"},
-            timeout=30,
-            **kwargs,
-        )
+        for attempt in range(3):  # a GET is asked again when a busy machine makes the API server slow
+            try:
+                reply = self._http.request(
+                    method,
+                    f"{self.api_url}/api/v2{path}",
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    timeout=60,
+                    **kwargs,
+                )
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                if method != "GET" or attempt == 2:
+                    raise
         if reply.status_code >= 400:
             raise DeploymentError(f"{method} {path}: {reply.status_code} {reply.text[:2000]}")
         return reply.json() if reply.content else None
@@ -566,18 +678,43 @@ class AirflowDeployment:
 
     # --- evidence ------------------------------------------------------------------------------
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Read the metadata database directly (read-only; retried while Airflow holds a lock)."""
-        for attempt in range(20):
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Read the metadata database directly, read-only, on PostgreSQL or SQLite alike (``?`` placeholders)."""
+        values = tuple(params)
+        if self.postgres is not None:
+            return self._query_postgres(sql, values)
+        for attempt in range(20):  # retried while Airflow holds SQLite's lock
             try:
                 with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)) as db:
-                    db.row_factory = sqlite3.Row
-                    return db.execute(sql, tuple(params)).fetchall()
+                    cursor = db.execute(sql, values)
+                    names = tuple(column[0] for column in cursor.description or ())
+                    return [Row.of(names, row) for row in cursor.fetchall()]
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or attempt == 19:
                     raise
                 time.sleep(0.2)
         raise AssertionError("unreachable")
+
+    def _query_postgres(self, sql: str, values: tuple[Any, ...]) -> list[Row]:
+        import psycopg2
+
+        assert self.postgres is not None
+        if values:  # psycopg2's placeholders are %s, and a literal % is written %%
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        with contextlib.closing(psycopg2.connect(self.postgres.dsn())) as db:
+            db.set_session(readonly=True, autocommit=True)
+            with db.cursor() as cursor:
+                cursor.execute(sql, values or None)
+                names = tuple(column[0] for column in cursor.description or ())
+                return [Row.of(names, row) for row in cursor.fetchall()]
+
+    def table_names(self) -> list[str]:
+        """Every table of the metadata database."""
+        if self.postgres is not None:
+            sql = "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
+        return [str(row["name"]) for row in self.query(sql)]
 
     def trigger_rows(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
         """The trigger rows of a task's instances right now: classpath, triggerer job id, creation time."""
@@ -609,13 +746,19 @@ class AirflowDeployment:
         files = sorted(path for path in folder.glob("attempt=*") if path.is_file()) if folder.exists() else []
         return "\n".join(path.read_text(errors="replace") for path in files)
 
+    def database_files(self) -> list[Path]:
+        """The metadata database's files: SQLite's file with its WAL/journal, or PostgreSQL's data folder."""
+        if self.postgres is not None and self.postgres.data_dir is not None:
+            return sorted(path for path in self.postgres.data_dir.rglob("*") if path.is_file())
+        return sorted(self.home.glob("airflow.db*"))
+
     def files_containing(self, needle: str, *, include_standin: bool = False) -> list[Path]:
-        """Every log file and database file (with its WAL/journal) whose bytes contain ``needle``.
+        """Every log file and database file whose bytes contain ``needle``.
 
         The stand-in's own output (which announces its key) is left out unless ``include_standin``.
         """
         data = needle.encode()
-        candidates = [*self.log_files(), *self.home.glob("airflow.db*")]
+        candidates = [*self.log_files(), *self.database_files()]
         if not include_standin:
             candidates = [path for path in candidates if path != self.component_logs / "standin.log"]
         return [path for path in candidates if path.is_file() and data in path.read_bytes()]

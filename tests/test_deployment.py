@@ -1,6 +1,7 @@
 """The example DAG in a real Airflow 3 deployment: scheduler, triggerer, dag-processor, API server, stand-in.
 
-Run alone: ``pytest -m deployment tests/test_deployment.py`` (about a minute).
+Once on PostgreSQL and once on SQLite (the example is cheap enough to prove both metadata databases).
+Run alone: ``pytest -m deployment tests/test_deployment.py`` (about two minutes).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.deployment import AIRFLOW_3, AirflowDeployment
+from tests.deployment import AIRFLOW_3, DATABASES, AirflowDeployment
 
 pytestmark = [
     pytest.mark.deployment,
@@ -26,13 +27,13 @@ DAG_ID = "example_camb_text_to_voice"
 TRIGGER = "airflow_provider_camb.triggers.camb_task.CambTaskTrigger"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=DATABASES)
 def deployment(request: pytest.FixtureRequest) -> Iterator[AirflowDeployment]:
-    """One deployment for the module; its processes are stopped however the tests end."""
+    """One deployment per metadata database (PostgreSQL, then SQLite); stopped however the tests end."""
     if "deployment" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("a real deployment takes a minute or two: run with -m deployment")
     # Tasks stay PENDING 12 s: the sensor's first check sees PENDING and defers well clear of apache/airflow#72716.
-    airflow = AirflowDeployment(dags=[EXAMPLE], pending_seconds=12)
+    airflow = AirflowDeployment(dags=[EXAMPLE], pending_seconds=12, database=request.param)
     try:
         yield airflow.start()
     finally:

@@ -242,11 +242,10 @@ def test_two_hundred_sensors_deferred_at_once_in_one_triggerer_all_succeed(airfl
 
 def _rows_as_text(airflow: Any) -> dict[str, str]:
     """Every table of the metadata database, every row, every column, as text."""
-    tables = [row["name"] for row in airflow.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
     text: dict[str, str] = {}
-    for table in tables:
+    for table in airflow.table_names():
         parts = []
-        for row in airflow.query(f'SELECT * FROM "{table}"'):  # noqa: S608 - names from sqlite_master
+        for row in airflow.query(f'SELECT * FROM "{table}"'):  # noqa: S608 - names from the database's catalogue
             for value in tuple(row):
                 parts.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
         text[table] = "\n".join(parts)

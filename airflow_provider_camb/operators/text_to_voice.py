@@ -110,6 +110,9 @@ class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
     :param run_id: The CAMB run id, e.g. the XCom of ``TextToVoiceStatusSensor`` (templated).
     :param destination: Folder or object storage URI to write the previews to (templated).
     :param camb_conn_id: The Airflow connection of type ``camb``.
+    :param destination_conn_id: The Airflow connection that writes to ``destination`` (e.g. an ``aws``
+        connection for ``s3://``), as ``s3://conn_id@bucket/path`` would name it. Without either, the
+        storage library's own default credentials and endpoint apply.
     """
 
     template_fields: Sequence[str] = ("run_id", "destination")
@@ -121,12 +124,14 @@ class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
         run_id: int | str,
         destination: str | os.PathLike[str],
         camb_conn_id: str = CambHook.default_conn_name,
+        destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
         self.destination = destination
         self.camb_conn_id = camb_conn_id
+        self.destination_conn_id = destination_conn_id
 
     @cached_property
     def hook(self) -> CambHook:
@@ -134,7 +139,7 @@ class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         run_id = check_run_id(self.run_id)
-        folder = destination_folder(self.destination)
+        folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
         saved = [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
@@ -183,6 +188,8 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     :param description: Optional description of the voice (templated).
     :param language: Optional CAMB language id, an integer or digit string (templated).
     :param camb_conn_id: The Airflow connection of type ``camb``.
+    :param preview_conn_id: The Airflow connection that reads a preview in object storage (e.g. an ``aws``
+        connection for ``s3://``), as ``s3://conn_id@bucket/path`` would name it.
     """
 
     template_fields: Sequence[str] = (
@@ -209,6 +216,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         description: str | None = None,
         language: int | str | None = None,
         camb_conn_id: str = CambHook.default_conn_name,
+        preview_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -221,6 +229,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         self.description = description
         self.language = language
         self.camb_conn_id = camb_conn_id
+        self.preview_conn_id = preview_conn_id
 
     @cached_property
     def hook(self) -> CambHook:
@@ -237,7 +246,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         language = _whole_number("language", self.language, optional=True)
         run_id = None if self.run_id is None else check_run_id(self.run_id)
         location = self._chosen_location()
-        with local_copy(location, "preview") as audio:
+        with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
             self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
             voice_id = self.hook.create_custom_voice(
                 audio,
