@@ -542,14 +542,19 @@ def result_request(kind: str | CambKind, run_id: object, params: dict[str, str] 
     )
 
 
-def media_result_request(kind: str | CambKind, run_id: object, output_type: object = "RAW_BYTES") -> ApiRequest:
-    """``GET /{result path}/{run_id}?output_type=...`` of a kind whose result is one media file."""
+def check_output_type(kind: str | CambKind, output_type: object) -> str:
+    """The ``output_type`` of a kind whose result is one media file (``RAW_BYTES`` or ``FILE_URL``)."""
     camb_kind = kind_of(kind)
     if not camb_kind.output_types:
         raise CambInputError(f"A CAMB {camb_kind.label} result is not one media file; it has no output_type.")
     if output_type not in camb_kind.output_types:
         raise CambInputError(f"output_type must be one of {camb_kind.output_types}, got {output_type!r}.")
-    return result_request(camb_kind, run_id, {"output_type": str(output_type)})
+    return str(output_type)
+
+
+def media_result_request(kind: str | CambKind, run_id: object, output_type: object = "RAW_BYTES") -> ApiRequest:
+    """``GET /{result path}/{run_id}?output_type=...`` of a kind whose result is one media file."""
+    return result_request(kind, run_id, {"output_type": check_output_type(kind, output_type)})
 
 
 def source_languages_request() -> ApiRequest:

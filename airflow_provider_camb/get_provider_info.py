@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_camb.operators.camb_task",
                     "airflow_provider_camb.operators.camb_media_result",
+                    "airflow_provider_camb.operators.camb_result",
                     "airflow_provider_camb.operators.text_to_voice",
                     "airflow_provider_camb.operators.text_to_speech",
                     "airflow_provider_camb.operators.dubbing",

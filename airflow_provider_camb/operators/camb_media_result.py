@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_camb._lineage import CambLineageMixin
-from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
-from airflow_provider_camb.api import DownloadedFile, check_run_id, media_result_request, url_host
-from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb._storage import media_extension, write_atomically
+from airflow_provider_camb.api import DownloadedFile, check_output_type, url_host
 from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.operators.camb_result import CambResultOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -24,7 +21,7 @@ def media_file_name(media: str, run_id: int, extension: str) -> str:
     return f"camb_{media}_run_{run_id}.{extension}"
 
 
-class CambMediaResultOperator(CambLineageMixin, BaseOperator):
+class CambMediaResultOperator(CambResultOperator):
     """Save the media result of a CAMB run to a folder or object storage; the base of each kind's result operator.
 
     With ``output_type="RAW_BYTES"`` (the default) the audio is streamed from the API host itself;
@@ -33,44 +30,24 @@ class CambMediaResultOperator(CambLineageMixin, BaseOperator):
     ``camb_<media>_run_<run_id>.<ext>`` only when complete (the extension from the Content-Type); on any
     failure nothing stays behind. Returns ``{"path", "bytes", "sha256", "content_type"}``.
 
-    :param run_id: The CAMB run id, e.g. the XCom of the waiting create operator or a ``CambTaskSensor`` (templated).
-    :param destination: Folder or object storage URI to write the file to (templated).
-    :param destination_conn_id: The Airflow connection that reaches the destination storage, if it needs one.
     :param output_type: ``RAW_BYTES`` (stream from the API) or ``FILE_URL`` (fetch CAMB's storage link).
-    :param camb_conn_id: The Airflow connection of type ``camb``.
+
+    See ``CambResultOperator`` for the other parameters.
     """
 
     #: The CAMB task kind whose result this operator saves.
     kind: ClassVar[str]
-    template_fields: Sequence[str] = ("run_id", "destination", "output_type")
-    ui_color = "#dff5e6"
+    template_fields: Sequence[str] = (*CambResultOperator.template_fields, "output_type")
 
-    def __init__(
-        self,
-        *,
-        run_id: int | str,
-        destination: str | os.PathLike[str],
-        destination_conn_id: str | None = None,
-        output_type: str = "RAW_BYTES",
-        camb_conn_id: str = CambHook.default_conn_name,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, output_type: str = "RAW_BYTES", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.run_id = run_id
-        self.destination = destination
-        self.destination_conn_id = destination_conn_id
         self.output_type = output_type
-        self.camb_conn_id = camb_conn_id
 
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
+    def check_input(self) -> None:
+        check_output_type(self.kind, self.output_type)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> dict[str, Any]:
         kind = kind_of(self.kind)
-        run_id = check_run_id(self.run_id)
-        media_result_request(kind, run_id, self.output_type)  # refuses a bad output_type before anything is sent
-        folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
         fetch: Callable[[IO[bytes]], DownloadedFile]
         if self.output_type == "FILE_URL":
             url = self.hook.get_result_link(kind, run_id)

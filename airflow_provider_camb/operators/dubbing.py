@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
-from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_camb._lineage import CambLineageMixin
-from airflow_provider_camb._storage import destination_folder, media_extension, write_atomically
-from airflow_provider_camb.api import DownloadedFile, DubbedOutput, check_run_id, url_host
+from airflow_provider_camb._storage import media_extension, write_atomically
+from airflow_provider_camb.api import DownloadedFile, DubbedOutput, url_host
 from airflow_provider_camb.exceptions import CambResponseError
-from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import DUB
+from airflow_provider_camb.operators.camb_result import CambResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
@@ -102,7 +99,7 @@ class CambDubbingOperator(CambTaskOperator):
         )
 
 
-class CambDubbingResultOperator(CambLineageMixin, BaseOperator):
+class CambDubbingResultOperator(CambResultOperator):
     """Save every dubbed output of a CAMB dubbing run (``GET /dub-result/{run_id}``) to a folder or object storage.
 
     For each target language it saves the dubbed audio, the dubbed video when CAMB made one, and the
@@ -115,37 +112,10 @@ class CambDubbingResultOperator(CambLineageMixin, BaseOperator):
     Returns ``{language: {"audio": file, "video": file or None, "transcript": file}}`` where each file is
     ``{"path", "bytes", "sha256", "content_type"}``.
 
-    :param run_id: The CAMB run id of a dubbing task (templated).
-    :param destination: Folder or object storage URI to write the files to (templated).
-    :param destination_conn_id: The Airflow connection that reaches the destination storage, if it needs one.
-    :param camb_conn_id: The Airflow connection of type ``camb``.
+    See ``CambResultOperator`` for the parameters (``run_id``, ``destination``, ``destination_conn_id``).
     """
 
-    template_fields: Sequence[str] = ("run_id", "destination")
-    ui_color = "#dff5e6"
-
-    def __init__(
-        self,
-        *,
-        run_id: int | str,
-        destination: str | os.PathLike[str],
-        destination_conn_id: str | None = None,
-        camb_conn_id: str = CambHook.default_conn_name,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.run_id = run_id
-        self.destination = destination
-        self.destination_conn_id = destination_conn_id
-        self.camb_conn_id = camb_conn_id
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
-
-    def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        run_id = check_run_id(self.run_id)
-        folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
+    def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
         outputs = self.hook.get_dub_result(run_id)
         stems = {language: _stem(run_id, language) for language in outputs}
         if len(set(stems.values())) != len(stems):

@@ -19,7 +19,6 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
 from airflow_provider_camb._storage import (
-    destination_folder,
     local_copy,
     media_extension,
     write_atomically,
@@ -30,6 +29,7 @@ from airflow_provider_camb.api import whole_number as _whole_number
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators.camb_result import CambResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class TextToVoiceOperator(CambTaskOperator):
         )
 
 
-class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
+class TextToVoiceResultOperator(CambResultOperator):
     """Download every preview (generated sample voice) of a CAMB text-to-voice run into a folder.
 
     ``destination`` is a local folder or any object storage URI Airflow knows (``file://...``,
@@ -107,39 +107,10 @@ class TextToVoiceResultOperator(CambLineageMixin, BaseOperator):
     Returns ``[{"path", "bytes", "sha256", "content_type"}, ...]`` in CAMB's order. Preview links may
     be bearer links, so they appear nowhere (XCom, logs) beyond their host.
 
-    :param run_id: The CAMB run id, e.g. the XCom of ``TextToVoiceStatusSensor`` (templated).
-    :param destination: Folder or object storage URI to write the previews to (templated).
-    :param camb_conn_id: The Airflow connection of type ``camb``.
-    :param destination_conn_id: The Airflow connection that writes to ``destination`` (e.g. an ``aws``
-        connection for ``s3://``), as ``s3://conn_id@bucket/path`` would name it. Without either, the
-        storage library's own default credentials and endpoint apply.
+    See ``CambResultOperator`` for the parameters (``run_id``, ``destination``, ``destination_conn_id``).
     """
 
-    template_fields: Sequence[str] = ("run_id", "destination")
-    ui_color = "#dff5e6"
-
-    def __init__(
-        self,
-        *,
-        run_id: int | str,
-        destination: str | os.PathLike[str],
-        camb_conn_id: str = CambHook.default_conn_name,
-        destination_conn_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.run_id = run_id
-        self.destination = destination
-        self.camb_conn_id = camb_conn_id
-        self.destination_conn_id = destination_conn_id
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        run_id = check_run_id(self.run_id)
-        folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
+    def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> list[dict[str, Any]]:
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
         saved = [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]

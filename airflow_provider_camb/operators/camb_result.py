@@ -1,0 +1,68 @@
+"""CambResultOperator: the base of every operator that saves the result of a CAMB run to storage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+
+from airflow_provider_camb._lineage import CambLineageMixin
+from airflow_provider_camb._storage import destination_folder
+from airflow_provider_camb.api import check_run_id
+from airflow_provider_camb.hooks.camb import CambHook
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class CambResultOperator(CambLineageMixin, BaseOperator):
+    """Save what a CAMB run made into a local folder or object storage (``save``, written by each kind).
+
+    The run id is checked and the destination resolved before any request is sent; each file goes
+    through ``_storage.write_atomically`` (whole or not at all), and ``record_result`` reports the files
+    to lineage and to the asset events of the operator's ``outlets``.
+
+    :param run_id: The CAMB run id, e.g. the XCom of a sensor or a waiting create operator (templated).
+    :param destination: Folder or object storage URI to write to (templated).
+    :param destination_conn_id: The Airflow connection that writes to ``destination`` (e.g. an ``aws``
+        connection for ``s3://``), as ``s3://conn_id@bucket/path`` would name it. Without either, the
+        storage library's own default credentials and endpoint apply.
+    :param camb_conn_id: The Airflow connection of type ``camb``.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "destination")
+    ui_color = "#dff5e6"
+
+    def __init__(
+        self,
+        *,
+        run_id: int | str,
+        destination: str | os.PathLike[str],
+        destination_conn_id: str | None = None,
+        camb_conn_id: str = CambHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.destination = destination
+        self.destination_conn_id = destination_conn_id
+        self.camb_conn_id = camb_conn_id
+
+    @cached_property
+    def hook(self) -> CambHook:
+        return CambHook(self.camb_conn_id)
+
+    def check_input(self) -> None:
+        """Refuse this operator's own bad input before anything is sent (override when there is any)."""
+
+    def execute(self, context: Context) -> Any:
+        run_id = check_run_id(self.run_id)
+        self.check_input()
+        return self.save(context, run_id, destination_folder(self.destination, conn_id=self.destination_conn_id))
+
+    def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> Any:
+        """Fetch the run's result and write it into ``folder``; return what to push as XCom."""
+        raise NotImplementedError
