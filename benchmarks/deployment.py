@@ -35,7 +35,7 @@ if __package__ in (None, ""):
 
 from benchmarks._common import RESULTS, TMP, machine, rounded, write_json
 
-PENDING_SECONDS = 4.0
+PENDING_SECONDS = 20.0  # long enough that every sensor first sees PENDING even when workers start slowly
 POLL_INTERVAL = 2
 IDLE_SECONDS = 20.0
 DESIGNS = {
