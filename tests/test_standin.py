@@ -144,6 +144,15 @@ def test_a_task_is_pending_then_succeeds_with_increasing_integer_run_ids(camb_st
     assert wait_terminal(standin, second)["run_id"] == 1001
 
 
+def test_pending_from_the_first_status_read_means_the_first_read_always_sees_pending(camb_standin_factory):
+    standin = camb_standin_factory(pending_seconds=0.3)
+    standin.configure(pending_from_first_status=True)
+    task_id = create(standin).json()["task_id"]
+    time.sleep(0.6)  # twice the pending time since creation: from creation, it would be over
+    assert get(standin, f"/text-to-voice/{task_id}").json()["status"] == "PENDING"
+    assert wait_terminal(standin, task_id)["status"] == "SUCCESS"
+
+
 @pytest.mark.parametrize(
     ("outcome", "reason"),
     [("ERROR", "PROCESSING_ERROR"), ("PAYMENT_REQUIRED", "PAYMENT_REQUIRED"), ("TIMEOUT", None), ("CANCELLED", None)],

@@ -18,6 +18,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preview-port", type=int, default=0)
     parser.add_argument("--api-key", default=None, help="default: a fresh random key")
     parser.add_argument("--pending-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--pending-from-first-status",
+        action="store_true",
+        help="count --pending-seconds from a task's first status read, not from its creation",
+    )
     parser.add_argument("--outcome", default="SUCCESS")
     parser.add_argument("--preview-bytes", type=int, default=None)
     parser.add_argument("--request-log", default=None, metavar="FILE", help="append one JSON line per request")
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         request_log_path=args.request_log,
         record_requests=not args.no_record,
     )
+    if args.pending_from_first_status:
+        standin.configure(pending_from_first_status=True)
     asyncio.run(_serve(standin))
     return 0
 

@@ -27,6 +27,9 @@ class Settings:
     preview_seconds: float = 1.0
     preview_bytes: int | None = None
     dub_video: bool = True  # whether a dubbing result has a video_url
+    #: Count ``pending_seconds`` from the first status read instead of from creation ("the task takes
+    #: that long once someone looks"), so a waiter's first check always finds it PENDING.
+    pending_from_first_status: bool = False
 
     def check(self) -> Settings:
         if not isinstance(self.outcome, str) or not self.outcome:
@@ -43,8 +46,9 @@ class Settings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
-        if not isinstance(self.dub_video, bool):
-            raise ValueError(f"dub_video must be True or False, not {self.dub_video!r}")
+        for name in ("dub_video", "pending_from_first_status"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
         return self
 
 
@@ -94,6 +98,7 @@ class Tasks:
         self._runs: dict[int, Run] = {}
         self._run_ids = itertools.count(1000)
         self._voice_ids = itertools.count(5000)
+        self._pending_from_first_status: dict[str, float] = {}  # task id -> its pending_seconds
 
     def configure(self, **settings: Any) -> None:
         unknown = set(settings) - SETTING_NAMES
@@ -125,7 +130,11 @@ class Tasks:
         }
         with self._lock:
             settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None}).check()
-            if status is None:
+            task_id = str(uuid.uuid4()) if task_id is None else task_id
+            if status is None and settings.pending_from_first_status:
+                ready_at = math.inf
+                self._pending_from_first_status[task_id] = settings.pending_seconds
+            elif status is None:
                 ready_at = time.monotonic() + settings.pending_seconds
             else:
                 ready_at = math.inf if status == "PENDING" else 0.0
@@ -144,13 +153,21 @@ class Tasks:
             else:
                 reason = settings.exception_reason or _DEFAULT_REASONS.get(settings.outcome)
                 note = settings.message if settings.message is not None else f"The task ended with {settings.outcome}."
-            task_id = str(uuid.uuid4()) if task_id is None else task_id
             self._tasks[task_id] = Task(kind, ready_at, settings.outcome, reason, note, run_id)
             return task_id
 
     def task(self, task_id: str) -> Task | None:
         with self._lock:
             return self._tasks.get(task_id)
+
+    def status_read(self, task_id: str, now: float) -> Task | None:
+        """The task as a status read sees it at ``now``; a task pending from its first read starts its clock."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            pending = self._pending_from_first_status.pop(task_id, None)
+            if task is not None and pending is not None:
+                task = self._tasks[task_id] = replace(task, ready_at=now + pending)
+            return task
 
     def run(self, run_id: int) -> Run | None:
         with self._lock:

@@ -464,7 +464,7 @@ class CambStandIn:
 
     def configure(self, **settings: Any) -> None:
         """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
-        preview_count, preview_seconds, preview_bytes, dub_video)."""
+        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status)."""
         self._tasks.configure(**settings)
 
     def add_task(
@@ -678,10 +678,11 @@ class CambStandIn:
         if not is_int_text(call.query.get("run_id", "0")):
             return invalid([int_text_error(("query", "run_id"))])
         task_id = call.params["id"]
-        task = self._tasks.task(task_id)
+        now = time.monotonic()
+        task = self._tasks.status_read(task_id, now)
         if task is None or task.kind != call.kind:
             return detail(404, f"{kind_of(call.kind).label.capitalize()} task {task_id!r} not found.")
-        return json_reply(200, task.reply(time.monotonic()))
+        return json_reply(200, task.reply(now))
 
     def _result(self, call: _Call) -> Reply:
         kind = kind_of(call.kind)
