@@ -4,7 +4,8 @@ temporary AIRFLOW_HOME (``tests/deployment.py``), with the stand-in CLI as CAMB.
 - kill -9 the triggerer while sensors are deferred and start a new one: every run still succeeds;
 - take the CAMB API away for 30 s while sensors are deferred: every run still succeeds;
 - 200 sensors deferred at once in one triggerer all succeed (wall time and the triggerer's peak memory
-  are printed, not asserted);
+  are printed, not asserted); a load run with CAMB_LOAD_TESTS=1, since CI's budget goes to
+  ``test_topology_deployment.py``, which defers 300 waits over two triggerers and kills one;
 - after a full create -> wait -> download run, the API key is in no table of the metadata database (trigger
   kwargs decrypted), no file under AIRFLOW_HOME and no request to the preview host.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,6 +214,10 @@ def test_every_run_succeeds_after_a_30_second_api_outage_mid_wait(airflow: Any) 
 # --- (c) 200 sensors deferred at once ---------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    not os.environ.get("CAMB_LOAD_TESTS"),
+    reason="a load run (CAMB_LOAD_TESTS=1); in CI, test_topology_deployment.py defers 300 waits over 2 triggerers",
+)
 def test_two_hundred_sensors_deferred_at_once_in_one_triggerer_all_succeed(airflow: Any) -> None:
     airflow.restart_triggerer(kill=False)  # a fresh process, so its peak memory is this test's
     airflow.wait_until_healthy(120)
