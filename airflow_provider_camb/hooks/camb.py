@@ -74,6 +74,11 @@ def _connection_error(request_what: str, error: BaseException, *, sent: bool) ->
     )
 
 
+def _api_url(settings: CambSettings, request: ApiRequest) -> str:
+    """The full URL of an API request for the sync transport (path already percent-encoded)."""
+    return settings.base_url + request.path + (f"?{urlencode(request.params)}" if request.params else "")
+
+
 def _requests_error_was_sent(error: requests.RequestException) -> bool:
     """False when requests failed before the request left (refused, DNS, connect timeout)."""
     if isinstance(error, requests.ConnectTimeout):
@@ -181,7 +186,7 @@ class CambHook(BaseHook):
     def _send_once(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
         for value in files.values():  # a retried upload starts from the beginning of the file
             value[1].seek(0)
-        url = settings.base_url + request.path + (f"?{urlencode(request.params)}" if request.params else "")
+        url = _api_url(settings, request)
         prepared = self.session.prepare_request(
             requests.Request(
                 request.method,
@@ -372,7 +377,7 @@ class CambHook(BaseHook):
         """
         settings = self.settings
         request = media_result_request(kind, run_id, "RAW_BYTES")
-        url = settings.base_url + request.path + f"?{urlencode(request.params or {})}"
+        url = _api_url(settings, request)
         downloaded = self._download(request, url, {"x-api-key": settings.api_key}, target, classify_reply)
         if (downloaded.content_type or "").split(";")[0].strip().lower() == "application/json":
             raise CambResponseError(
