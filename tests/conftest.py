@@ -26,6 +26,10 @@ os.environ.update(
 )
 (_HOME / "dags").mkdir()
 
+from tests import loopback_only  # noqa: E402
+
+loopback_only.install()  # before any test, fixture or plugin opens a socket
+
 import pytest  # noqa: E402
 
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402

@@ -393,8 +393,9 @@ class AirflowDeployment:
         env = self.env
         if name == "api-server":
             argv += ["--host", "127.0.0.1", "--port", str(self.api_port)]
-        if name.startswith("triggerer-"):  # each triggerer serves its logs on a port of its own
-            env = {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        if command in ("scheduler", "triggerer"):
+            # Airflow's log servers listen on every interface; tests stay on loopback and read log files.
+            argv.append("--skip-serve-logs")
         self._spawn(name, argv, env)
         self._down.discard(name)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import ipaddress
 import json
 import os
 import pkgutil
@@ -21,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 import airflow_provider_camb
+from airflow_provider_camb.api import base_url_from
 from airflow_provider_camb.exceptions import CambInputError, CambNotFoundError
 from airflow_provider_camb.get_provider_info import get_provider_info
 from airflow_provider_camb.hooks.camb import CambHook
+from tests import loopback_only
 from tests.airflow_harness import AIRFLOW_3
 
 PACKAGE = "airflow-provider-camb"
@@ -77,17 +77,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def own_network_address() -> str | None:
-    """This machine's address on its outgoing interface (not loopback), or None. Sends nothing."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("192.0.2.1", 9))  # TEST-NET-1: a UDP connect only picks the route
-            address: str = sock.getsockname()[0]
-        except OSError:
-            return None
-    return None if ipaddress.ip_address(address).is_loopback else address
 
 
 def runtime_hooks() -> Any:
@@ -338,37 +327,6 @@ def test_airflow_connections_test_command(camb_standin: Any, right_key: bool) ->
 # --- settings refused before any request -----------------------------------------------------------
 
 
-@pytest.fixture
-def standin_on_all_interfaces(camb_standin_factory: Any) -> Any:
-    """A stand-in that a plain-http URL to this machine's network address would really reach."""
-    return camb_standin_factory(host="0.0.0.0")  # noqa: S104  # the point is to be reachable off loopback
-
-
-def test_plain_http_to_this_machines_network_address_is_refused_before_any_request(
-    standin_on_all_interfaces: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    address = own_network_address()
-    if address is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    standin = standin_on_all_interfaces
-    url = f"http://{address}:{standin.port}"
-    try:  # the control: without the check, the key would really have gone there in clear text
-        reachable = requests.get(url + "/source-languages", headers={"x-api-key": "probe"}, timeout=5)
-    except requests.RequestException as error:
-        pytest.skip(f"the stand-in is not reachable at {url}: {error}")
-    assert reachable.status_code == 401
-    standin.clear_requests()
-
-    hook = use_connection(monkeypatch, host=url, password=standin.api_key)
-    with pytest.raises(CambInputError, match="plain http") as error:
-        hook.get_text_to_voice_status("abc")
-    assert address in str(error.value) and standin.api_key not in str(error.value)
-    with pytest.raises(CambInputError, match="plain http"):
-        hook.create_text_to_voice("Hello.", "A calm voice. " * 10)
-    assert hook.test_connection()[0] is False
-    assert standin.request_count() == 0
-
-
 @pytest.mark.parametrize(
     "host",
     [
@@ -377,15 +335,60 @@ def test_plain_http_to_this_machines_network_address_is_refused_before_any_reque
         "http://localhost.example.com/apis",
         "http://192.168.1.20:8765",
         "HTTP://10.0.0.5",
+        "http://[fe80::1]:8765",
+        "http://169.254.169.254",
     ],
 )
-def test_plain_http_off_loopback_is_refused_clearly(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = use_connection(monkeypatch, host=host, password="secret-key-123")
+def test_plain_http_off_loopback_is_refused_by_the_url_rule(host: str) -> None:
+    """The rule on the parsed URL alone: no hook, no request, no name looked up."""
     with pytest.raises(CambInputError) as error:
-        hook.get_text_to_voice_status("abc")
+        base_url_from(host, None, "camb_test")
     message = str(error.value)
     assert "plain http" in message and "https" in message and "camb_test" in message
-    assert "secret-key-123" not in message
+
+
+@pytest.mark.parametrize("host", ["https://camb.example.com/apis", "camb.example.com", "https://10.0.0.5"])
+def test_https_is_accepted_by_the_url_rule_anywhere(host: str) -> None:
+    assert base_url_from(host, None, "camb_test").startswith("https://")
+
+
+def test_plain_http_off_loopback_sends_nothing(camb_standin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before any socket opens: the loopback guard saw no attempt, the stand-in no request.
+
+    The address is on this machine's stand-in port but a private range: had the check failed, the
+    loopback guard (tests/loopback_only.py) would have refused the connect and recorded it.
+    """
+    refused_before = len(loopback_only.REFUSED)
+    hook = use_connection(monkeypatch, host=f"http://10.0.0.5:{camb_standin.port}", password=camb_standin.api_key)
+    with pytest.raises(CambInputError, match="plain http") as error:
+        hook.get_text_to_voice_status("abc")
+    assert "10.0.0.5" in str(error.value) and camb_standin.api_key not in str(error.value)
+    with pytest.raises(CambInputError, match="plain http"):
+        hook.create_text_to_voice("Hello.", "A calm voice. " * 10)
+    assert hook.test_connection()[0] is False
+    assert loopback_only.REFUSED[refused_before:] == []
+    assert camb_standin.request_count() == 0
+
+
+def test_the_loopback_guard_refuses_other_addresses_without_sending() -> None:
+    """The guard itself: a connect or bind off loopback fails before the system call, and is recorded."""
+    refused_before = len(loopback_only.REFUSED)
+    with socket.socket() as sock, pytest.raises(loopback_only.NotLoopbackError):
+        sock.connect(("10.0.0.5", 9))
+    with socket.socket() as sock, pytest.raises(loopback_only.NotLoopbackError):
+        sock.bind(("0.0.0.0", 0))  # noqa: S104
+    with socket.socket() as sock, pytest.raises(loopback_only.NotLoopbackError):
+        sock.connect_ex(("169.254.169.254", 80))
+    with socket.socket(socket.AF_INET6) as sock, pytest.raises(loopback_only.NotLoopbackError):
+        sock.connect(("::ffff:10.0.0.5", 9, 0, 0))
+    assert [host for _, host in loopback_only.REFUSED[refused_before:]] == [
+        "10.0.0.5",
+        "0.0.0.0",  # noqa: S104
+        "169.254.169.254",
+        "::ffff:10.0.0.5",
+    ]
+    assert loopback_only.is_loopback_address(("127.0.0.2", 80)) and loopback_only.is_loopback_address(("::1", 80))
+    assert loopback_only.is_loopback_address(("::ffff:127.0.0.1", 80, 0, 0))
 
 
 @pytest.mark.parametrize("host", ["http://127.0.0.1", "http://localhost", "http://[::1]", "http://127.0.0.2"])
