@@ -117,7 +117,8 @@ class CambChooseVoiceOperator(HITLOperator, SkipMixin):
             options=[*map(preview_option, range(MAX_PREVIEWS)), NONE_OF_THESE],
             defaults=defaults,
             multiple=False,
-            params=_form(voice_name, 0, description),  # the real defaults once the templates are rendered
+            # The form is made once the templates are rendered (its fields would shadow the DAG's params there).
+            params=None,
             response_timeout=response_timeout,
             **kwargs,
         )
@@ -219,7 +220,7 @@ def _form(voice_name: str, gender: int, description: str | None) -> ParamsDict:
             ),
             "gender": Param(gender, type="integer", description="CAMB gender code (1 male, 2 female).", source="task"),
             "description": Param(
-                description or "", type="string", description="Optional description of the voice.", source="task"
+                description, type=["null", "string"], description="Optional description of the voice.", source="task"
             ),
         }
     )

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import IO, Any
+from uuid import UUID
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -152,7 +153,7 @@ def _files(session: Session, dag_id: str, run_id: str, task_id: str, map_index: 
             TaskInstance.map_index == map_index,
         )
     )
-    if version is None or not _offers_camb_files(str(version), dag_id, task_id):
+    if version is None or not _offers_camb_files(version, dag_id, task_id):
         return None
     row = session.scalar(
         select(XComModel).where(
@@ -167,7 +168,7 @@ def _files(session: Session, dag_id: str, run_id: str, task_id: str, map_index: 
 
 
 @lru_cache(maxsize=4096)
-def _offers_camb_files(dag_version_id: str, dag_id: str, task_id: str) -> bool:
+def _offers_camb_files(dag_version_id: UUID, dag_id: str, task_id: str) -> bool:
     """Whether that DAG version's task carries ``CambFilesLink``: a CAMB result operator (or a subclass).
 
     Read from the serialized DAG, which only DAG files write (unlike an XCom, which the REST API can edit).

@@ -49,8 +49,8 @@ def requested_range(header: str | None, size: int) -> ByteRange | None:
         return ByteRange(max(0, size - suffix), size - 1, size)
     first = int(first_text)
     last = size - 1 if last_text == "" else int(last_text)
-    if last < first:
-        return None  # invalid: ignored
     if first >= size:
         raise RangeNotSatisfiable(header)
+    if last < first:
+        return None  # invalid: ignored
     return ByteRange(first, min(last, size - 1), size)
