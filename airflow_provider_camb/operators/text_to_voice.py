@@ -1,9 +1,9 @@
 """Operators for CAMB.AI text-to-voice: create a voice design task, download its previews, keep one.
 
 ``TextToVoiceOperator`` starts a task (and can wait for it), ``TextToVoiceResultOperator`` streams the
-generated previews into a folder or object storage, ``CambChooseVoiceOperator`` (Airflow 3.1+, from
-``choose_voice``) lets a person pick one by ear, ``CambCreateCustomVoiceOperator`` turns one preview
-into a permanent voice. Every input is checked before anything is sent to CAMB.
+generated previews into a folder or object storage, ``CambChooseVoiceOperator`` (Airflow 3.1+) lets a
+person pick one by ear, ``CambCreateCustomVoiceOperator`` turns one preview into a permanent voice.
+Every input is checked before anything is sent to CAMB.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from airflow_provider_camb.operators.camb_task import CambTaskOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_camb.operators.choose_voice import CambChooseVoiceOperator as CambChooseVoiceOperator
+    from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator as CambChooseVoiceOperator
 
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``CambChooseVoiceOperator``, imported on first use (before Airflow 3.1: ``CambAirflowVersionError``)."""
     if name == "CambChooseVoiceOperator":
-        from airflow_provider_camb.operators.choose_voice import CambChooseVoiceOperator
+        from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator
 
         return CambChooseVoiceOperator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
