@@ -104,3 +104,7 @@ class CambWaitTimeoutError(CambError, AirflowFailException, AirflowSensorTimeout
     The same error ends every wait that runs out of time, sensor or waiting operator, in every mode.
     Retrying would create (and pay for) another CAMB task while the first may still finish.
     """
+
+
+class CambAirflowVersionError(CambError, ImportError):
+    """A feature of the provider needs a newer Airflow than the one installed (raised when it is imported)."""

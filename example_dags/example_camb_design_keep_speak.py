@@ -2,15 +2,20 @@
 
 The flow, one task per step::
 
-    design_voice ──> download_previews ──> keep_voice ──> speak ──> save_speech
-    (text-to-voice;   (the sample voices     (the first     (text-to-speech   (the speech as a
-     waits in the      as files)              preview as a   with the kept     file named after
-     triggerer)                               custom voice)  voice; waits)     its run)
+    design_voice ──> download_previews ──> choose_voice ──> keep_voice ──> speak ──> save_speech
+    (text-to-voice;   (the sample voices     (a person        (the chosen    (text-to-speech   (the speech as a
+     waits in the      as files)              listens and      preview as a   with the kept     file named after
+     triggerer)                               picks one)       custom voice)  voice; waits)     its run)
 
 * ``design_voice`` designs a voice from ``voice_description`` and waits for it (deferrable: no worker is
   held while CAMB works); it returns the CAMB ``run_id``.
-* ``download_previews`` streams the sample voices into ``destination``.
-* ``keep_voice`` turns the first preview into a permanent custom voice and returns its ``voice_id``.
+* ``download_previews`` streams the sample voices into ``destination``. Its "CAMB files" tab in the
+  Airflow UI plays each of them.
+* ``choose_voice`` (Airflow 3.1+) asks a person, on the UI's Required Actions page, which preview to
+  keep, and the voice's name and gender. With the param ``choose="first"`` it keeps Preview 1 without
+  asking (for unattended runs); "None of these" skips every later task. Before Airflow 3.1 there is no
+  ``choose_voice`` and ``choose`` can only be ``"first"``.
+* ``keep_voice`` turns the chosen preview into a permanent custom voice and returns its ``voice_id``.
 * ``speak`` says ``text`` in ``language`` with that voice (``voice_id=keep_voice.output``) and waits.
 * ``save_speech`` streams the speech into ``destination`` as ``camb_speech_run_<run_id>.<ext>`` and returns
   ``{"path", "bytes", "sha256", "content_type"}``.
@@ -31,12 +36,19 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, Param
 
+from airflow_provider_camb.exceptions import CambAirflowVersionError
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
 from airflow_provider_camb.operators.text_to_voice import (
     CambCreateCustomVoiceOperator,
     TextToVoiceOperator,
     TextToVoiceResultOperator,
 )
+
+try:
+    from airflow_provider_camb.operators.text_to_voice import CambChooseVoiceOperator
+except CambAirflowVersionError:  # Airflow before 3.1: no human-in-the-loop, the first preview is kept
+    CambChooseVoiceOperator = None
+CHOICES = ["by ear", "first"] if CambChooseVoiceOperator is not None else ["first"]
 
 #: The folder (or object storage URI) for previews and speech: the param, else a Variable, else /tmp.
 DESTINATION = "{{ params.destination or var.value.get('camb_voice_folder', '/tmp/camb_voices') }}"
@@ -68,6 +80,11 @@ with DAG(
         ),
         "language": Param(1, type="integer", description="CAMB language id of the text (1: English, US)."),
         "destination": Param("", type="string", description="Folder or object storage URI for the files."),
+        "choose": Param(
+            CHOICES[0],
+            enum=CHOICES,
+            description="'by ear': a person listens and picks the preview to keep (Airflow 3.1+); 'first': Preview 1.",
+        ),
     },
 ) as dag:
     design_voice = TextToVoiceOperator(
@@ -86,14 +103,26 @@ with DAG(
         destination=DESTINATION,
     )
 
-    keep_voice = CambCreateCustomVoiceOperator(
-        task_id="keep_voice",
-        preview=0,
-        previews=download_previews.output,
-        run_id=design_voice.output,
-        voice_name="{{ params.voice_name }}",
-        gender="{{ params.gender }}",
-    )
+    if CambChooseVoiceOperator is not None:
+        choose_voice = CambChooseVoiceOperator(
+            task_id="choose_voice",
+            previews=download_previews.output,
+            voice_name="{{ params.voice_name }}",
+            gender="{{ params.gender }}",
+            choose="{{ params.choose }}",
+        )
+        keep_voice = CambCreateCustomVoiceOperator(
+            task_id="keep_voice", choice=choose_voice.output, run_id=design_voice.output
+        )
+    else:
+        keep_voice = CambCreateCustomVoiceOperator(
+            task_id="keep_voice",
+            preview=0,
+            previews=download_previews.output,
+            run_id=design_voice.output,
+            voice_name="{{ params.voice_name }}",
+            gender="{{ params.gender }}",
+        )
 
     speak = CambTextToSpeechOperator(
         task_id="speak",

@@ -37,6 +37,16 @@ TASK_ORDER = ["create_voice", "wait_for_voice", "download_previews", "keep_voice
 TRIGGER_DONE = re.compile(r"CAMB task \S+ ended with (\w+) after (\d+) polls? in ([\d.]+) s")
 
 
+CHOOSING_BY_EAR = """
+To choose the voice by ear (Airflow 3.1+), run {dag} in a deployment (airflow standalone, or
+scheduler + triggerer + api-server) with the param choose="by ear" (its default). Then in the UI open
+the run, task download_previews, tab "CAMB files" (or the task's "CAMB files" link): each preview plays
+there. Answer on the Required Actions page of task choose_voice, or unattended through the REST API:
+  curl -X PATCH "$AIRFLOW_URL/api/v2/dags/{dag}/dagRuns/$RUN_ID/taskInstances/choose_voice/-1/hitlDetails" \\
+       -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\
+       -d '{{"chosen_options": ["Preview 2"], "params_input": {{}}}}'"""
+
+
 class DemoFailed(Exception):
     """The demo could not finish; the message says why and where the logs are."""
 
@@ -203,12 +213,12 @@ def main() -> int:
         for path in paths:
             print(f"       {_shown(path)}  {path.stat().st_size / 1024:6.1f} KiB  {describe(path)}")
 
-        print(f"  4. airflow dags test {SPEAK_DAG_ID} (design, keep, speak) ...", flush=True)
+        print(f"  4. airflow dags test {SPEAK_DAG_ID} (design, keep, speak; choose='first') ...", flush=True)
         step = time.monotonic()
-        conf = json.dumps({"destination": str(output)})
+        conf = json.dumps({"destination": str(output), "choose": "first"})  # unattended: nobody is asked
         code = airflow(["dags", "test", SPEAK_DAG_ID, "--conf", conf], env, log_path)
         state, tasks, speech = run_outcome(home / "airflow.db", SPEAK_DAG_ID, "save_speech")
-        order = ["design_voice", "download_previews", "keep_voice", "speak", "save_speech"]
+        order = ["design_voice", "download_previews", "choose_voice", "keep_voice", "speak", "save_speech"]
         for task in sorted(tasks, key=lambda t: order.index(t) if t in order else len(order)):
             print(f"     {task:<21} {tasks[task]}")
         print(f"     run {state} in {time.monotonic() - step:.0f} s")
@@ -218,6 +228,7 @@ def main() -> int:
 
         print(f"\nDone in {time.monotonic() - started:.0f} s. The kept voice's speech landed in:")
         print(f"  {_shown(spoken)}  {spoken.stat().st_size / 1024:6.1f} KiB  {describe(spoken)}")
+        print(CHOOSING_BY_EAR.format(dag=SPEAK_DAG_ID))
         return 0
     except DemoFailed as error:
         failed = True

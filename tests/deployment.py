@@ -172,6 +172,9 @@ class AirflowDeployment:
     :param database: ``"postgresql"`` (a server started for this deployment) or ``"sqlite"``.
     :param triggerers: How many triggerers run (``triggerer``, ``triggerer-2``, ...).
     :param object_storage: Also start moto's S3 API, as the ``aws`` connection ``camb_s3``.
+    :param users: Simple auth manager users and their roles (``{"admin": "ADMIN", "nobody": ""}``; an
+        empty role has no permission). Default: everyone is an admin, no login. With users, ``api()``
+        acts as the first ADMIN, ``token(user)`` logs any of them in, ``password(user)`` reads theirs.
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class AirflowDeployment:
         database: str = "postgresql",
         triggerers: int = 1,
         object_storage: bool = False,
+        users: dict[str, str] | None = None,
     ) -> None:
         if not AIRFLOW_3:
             raise RuntimeError("AirflowDeployment runs Airflow 3 components (api-server, dag-processor).")
@@ -209,6 +213,9 @@ class AirflowDeployment:
         self.database = database
         self.postgres = PostgresServer() if database == "postgresql" else None
         self.s3 = MotoS3() if object_storage else None
+        self.users = dict(users or {})
+        if self.users and "ADMIN" not in {role.upper() for role in self.users.values()}:
+            raise ValueError(f"users needs an ADMIN (the harness's own REST calls act as one): {self.users}")
         self.components = [*COMPONENTS, *(f"triggerer-{number}" for number in range(2, triggerers + 1))]
         self._down: set[str] = set()  # components stopped on purpose: check_alive leaves them be
         self._triggerer_jobs: dict[str, int] = {}
@@ -330,6 +337,9 @@ class AirflowDeployment:
         )
         if self.s3 is not None:
             env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = self.s3.connection_json()
+        if self.users:
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{u}:{r}" for u, r in self.users.items())
         env.update(self._extra_env)
         return env
 
@@ -514,12 +524,27 @@ class AirflowDeployment:
 
     # --- REST API ------------------------------------------------------------------------------
 
+    def password(self, user: str) -> str:
+        """A simple auth manager user's password, as the API server generated it."""
+        generated = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        return str(generated[user])
+
+    def token(self, user: str | None = None) -> str:
+        """A JWT for the REST API: ``user`` logged in with their password (``POST /auth/token``), else an admin."""
+        if user is None and self.users:
+            user = next(name for name, role in self.users.items() if role.upper() == "ADMIN")
+        if user is None:
+            reply = self._http.get(f"{self.api_url}/auth/token", timeout=10)
+        else:
+            login = {"username": user, "password": self.password(user)}
+            reply = self._http.post(f"{self.api_url}/auth/token", json=login, timeout=10)
+        reply.raise_for_status()
+        return str(reply.json()["access_token"])
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call the REST API (``/api/v2`` + path) as an admin; return the JSON reply."""
         if self._token is None:
-            reply = self._http.get(f"{self.api_url}/auth/token", timeout=10)
-            reply.raise_for_status()
-            self._token = str(reply.json()["access_token"])
+            self._token = self.token()
         for attempt in range(3):  # a GET is asked again when a busy machine makes the API server slow
             try:
                 reply = self._http.request(

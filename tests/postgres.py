@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.debian import apt_install
+
 USER = "airflow"
 DATABASE = "airflow"
 _BINARIES = Path("/usr/lib/postgresql")
@@ -65,19 +67,7 @@ def ensure_installed() -> Path:
     found = find_binaries()
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PostgresError(
-            "PostgreSQL's server binaries (initdb, postgres) are missing and cannot be installed here: "
-            "install Debian's 'postgresql' package (or put initdb on PATH), or run as root with apt-get."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-    ):
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise PostgresError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    apt_install(["postgresql"], PostgresError, "PostgreSQL's server binaries (initdb, postgres) are")
     found = find_binaries()
     if found is None:
         raise PostgresError("apt-get installed 'postgresql' but no initdb/postgres binaries were found.")

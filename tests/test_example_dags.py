@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_camb.version_compat import AIRFLOW_V_3_1_PLUS as CAN_CHOOSE_BY_EAR
 from tests.airflow_harness import AIRFLOW_3, asset_events
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
@@ -173,11 +174,13 @@ def test_each_example_explains_its_connection(path: Path) -> None:
 
 def test_design_keep_speak_speaks_with_the_voice_it_kept(run_dag, camb_connection, tmp_path, capfd):
     result = run_dag.run(
-        example_source(DESIGN_KEEP_SPEAK, "example_design_keep_speak"), run_conf={"destination": str(tmp_path)}
+        example_source(DESIGN_KEEP_SPEAK, "example_design_keep_speak"),
+        run_conf={"destination": str(tmp_path), "choose": "first"},  # unattended: nobody is asked
     )
 
     assert result.state == "success"
     assert set(result.task_states.values()) == {"success"}
+    assert ("choose_voice" in result.task_states) == CAN_CHOOSE_BY_EAR
     voice_id = result.xcom("keep_voice")
     (kept,) = camb_connection.requests("custom_voice")
     assert kept.json["file_sha256"] == result.xcom("download_previews")[0]["sha256"]

@@ -6,6 +6,7 @@ import email.utils
 import hashlib
 import http.client
 import io
+import itertools
 import json
 import queue
 import re
@@ -250,6 +251,23 @@ def test_a_preview_is_a_wav_of_the_configured_length_and_needs_no_key(camb_stand
         assert max(audio.readframes(64)) > 0  # a tone, not silence
     [received] = standin.requests("preview")
     assert "x-api-key" not in received.headers and received.status == 200
+
+
+def test_the_previews_of_a_run_are_tones_of_different_pitch(camb_standin_factory):
+    standin = camb_standin_factory(preview_count=3, preview_seconds=0.5)
+    urls = get(standin, f"/text-to-voice-result/{success_run(standin)}").json()["previews"]
+    pitches, digests = [], set()
+    for url in urls:
+        data = requests.get(url, timeout=10).content
+        digests.add(hashlib.sha256(data).hexdigest())
+        with wave.open(io.BytesIO(data), "rb") as audio:
+            frames = audio.readframes(audio.getnframes())
+            seconds = audio.getnframes() / audio.getframerate()
+        samples = memoryview(frames).cast("h")
+        rising = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)  # one per cycle
+        pitches.append(rising / seconds)
+    assert len(digests) == 3  # a kept file tells which preview it was
+    assert all(abs(a - b) > 50 for i, a in enumerate(pitches) for b in pitches[i + 1 :]), pitches
 
 
 def test_preview_and_result_errors(camb_standin):

@@ -13,6 +13,8 @@ from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb.api import check_run_id
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.links.camb_files import CambFilesLink
+from airflow_provider_camb.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -23,7 +25,8 @@ class CambResultOperator(CambLineageMixin, BaseOperator):
 
     The run id is checked and the destination resolved before any request is sent; each file goes
     through ``_storage.write_atomically`` (whole or not at all), and ``record_result`` reports the files
-    to lineage and to the asset events of the operator's ``outlets``.
+    to lineage and to the asset events of the operator's ``outlets``. On Airflow 3.1+ the task's
+    "CAMB files" link opens the provider's view, where each file it wrote plays.
 
     :param run_id: The CAMB run id, e.g. the XCom of a sensor or a waiting create operator (templated).
     :param destination: Folder or object storage URI to write to (templated).
@@ -35,6 +38,7 @@ class CambResultOperator(CambLineageMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("run_id", "destination")
     ui_color = "#dff5e6"
+    operator_extra_links = (CambFilesLink(),) if AIRFLOW_V_3_1_PLUS else ()
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """Operators for CAMB.AI text-to-voice: create a voice design task, download its previews, keep one.
 
 ``TextToVoiceOperator`` starts a task (and can wait for it), ``TextToVoiceResultOperator`` streams the
-generated previews into a folder or object storage, ``CambCreateCustomVoiceOperator`` turns one preview
-into a permanent voice. Every input is checked before anything is sent to CAMB.
+generated previews into a folder or object storage, ``CambChooseVoiceOperator`` (Airflow 3.1+) lets a
+person pick one by ear, ``CambCreateCustomVoiceOperator`` turns one preview into a permanent voice.
+Every input is checked before anything is sent to CAMB.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from airflow_provider_camb.api import whole_number as _whole_number
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators._voice_choice import kept_preview
 from airflow_provider_camb.operators.camb_result import CambResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator as CambChooseVoiceOperator
 
 
 __all__ = [
@@ -42,6 +46,15 @@ __all__ = [
     "TextToVoiceOperator",
     "TextToVoiceResultOperator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``CambChooseVoiceOperator``, imported on first use (before Airflow 3.1: ``CambAirflowVersionError``)."""
+    if name == "CambChooseVoiceOperator":
+        from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator
+
+        return CambChooseVoiceOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def preview_extension(content_type: str | None, url: str) -> str:
@@ -148,11 +161,15 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     ``preview`` picks the audio: a path or object storage URI, one entry of
     ``TextToVoiceResultOperator``'s XCom (a dict with ``path``), or an index into ``previews`` (that
     XCom list; a digit string from a template counts as an index when ``previews`` is given). A file
-    in object storage is first copied to a local temporary file, removed afterwards.
+    in object storage is first copied to a local temporary file, removed afterwards. Or ``choice``
+    (``choice=choose.output`` of a ``CambChooseVoiceOperator``) gives the preview, name, gender and
+    description a person chose; when they chose "None of these" the task is skipped.
 
     :param preview: The preview to keep: a path/URI, a dict with ``path``, or an index into ``previews`` (templated).
     :param voice_name: Name of the new voice (templated).
     :param gender: CAMB's gender code, an integer or digit string (templated).
+    :param choice: Instead of ``preview``, ``voice_name``, ``gender`` and ``description``: the answer of a
+        ``CambChooseVoiceOperator`` (templated).
     :param previews: The list returned by ``TextToVoiceResultOperator``, for an index ``preview`` (templated).
     :param run_id: The CAMB run the preview came from, if known (templated).
     :param age: Optional age of the voice, an integer or digit string (templated).
@@ -165,6 +182,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
 
     template_fields: Sequence[str] = (
         "preview",
+        "choice",
         "previews",
         "voice_name",
         "gender",
@@ -178,9 +196,10 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     def __init__(
         self,
         *,
-        preview: str | os.PathLike[str] | dict[str, Any] | int,
-        voice_name: str,
-        gender: int | str,
+        preview: str | os.PathLike[str] | dict[str, Any] | int | None = None,
+        voice_name: str | None = None,
+        gender: int | str | None = None,
+        choice: Any = None,
         previews: list[dict[str, Any]] | list[str] | str | None = None,
         run_id: int | str | None = None,
         age: int | str | None = None,
@@ -191,7 +210,10 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if choice is not None and not (preview is voice_name is gender is description is None):
+            raise CambInputError("Give either choice or preview, voice_name, gender and description, not both.")
         self.preview = preview
+        self.choice = choice
         self.previews = previews
         self.voice_name = voice_name
         self.gender = gender
@@ -207,6 +229,10 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         return CambHook(self.camb_conn_id)
 
     def execute(self, context: Context) -> int:
+        if self.choice is not None:
+            chosen = kept_preview(self.choice)
+            self.preview, self.voice_name, self.gender = chosen["file"], chosen["voice_name"], chosen["gender"]
+            self.description = chosen["description"]
         if not isinstance(self.voice_name, str) or not self.voice_name.strip():
             raise CambInputError(f"voice_name must be a non-empty string, got {self.voice_name!r}.")
         if self.description is not None and not isinstance(self.description, str):

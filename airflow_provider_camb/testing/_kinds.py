@@ -63,12 +63,12 @@ class KindHandler:
     run_kinds: frozenset[str] = frozenset()  # the kinds whose runs its result endpoint serves (default: its own)
 
 
-def wav_reply(data_bytes: int, content_type: str = "audio/wav") -> Reply:
-    """A streamed WAV tone (see ``_audio``)."""
+def wav_reply(data_bytes: int, content_type: str = "audio/wav", tone: int = 0) -> Reply:
+    """A streamed WAV tone (see ``_audio``); previews of one run each get their own ``tone``."""
     return Reply(
         200,
         content_type=content_type,
-        stream=partial(_audio.wav_chunks, data_bytes),
+        stream=partial(_audio.wav_chunks, data_bytes, tone),
         length=_audio.HEADER_BYTES + data_bytes,
     )
 

@@ -716,7 +716,7 @@ class CambStandIn:
             return detail(404, "No such preview.")
         if not hmac.compare_digest(call.query.get("token", "").encode(), run.token.encode()):
             return detail(403, "Invalid preview token.")
-        return wav_reply(run.data_bytes)
+        return wav_reply(run.data_bytes, tone=int(index))
 
     def _media(self, call: _Call) -> Reply:
         """A result file behind a bearer link (speech, sound, dubbed audio or video): the token is the secret."""

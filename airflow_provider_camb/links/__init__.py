@@ -1,0 +1,1 @@
+"""Operator extra links of the CAMB operators."""
