@@ -4,13 +4,15 @@ One deployment (API server, scheduler, triggerer, dag-processor; SQLite; the sim
 admin and a user who has no role, so no access to any DAG) serves every case: headless Chromium logs
 in, plays each preview in the download task's "CAMB files" tab, answers "Preview 2" on the Required
 Actions page, and the stand-in's record of the uploaded file proves preview 2 was kept; a second run is
-answered "None of these" through the REST API; then the view's refusals. Run alone:
+answered "None of these" through the REST API; previews written to S3 (moto, the ``aws`` connection
+``camb_s3``) play through the operator's destination connection; then the view's refusals. Run alone:
 ``pytest -m deployment tests/test_choice_deployment.py``. ``CAMB_SCREENSHOTS_DIR=docs`` also writes the
 README's screenshots there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 from collections.abc import Iterator
@@ -21,7 +23,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from tests.deployment import AIRFLOW_3, AirflowDeployment
+from tests.deployment import AIRFLOW_3, S3_CONN_ID, AirflowDeployment
+from tests.object_storage import ACCESS_KEY, SECRET_KEY
 
 pytestmark = [
     pytest.mark.deployment,
@@ -32,13 +35,44 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "example_dags" / "example_cam
 DAG_ID = "example_camb_design_keep_speak"
 USERS = {"admin": "ADMIN", "outsider": ""}  # an empty role: logged in, but no access to any DAG
 WAIT = 120
+BUCKET = "camb-choice"
+
+S3_DAG_ID = "camb_files_on_s3"
+S3_DAG = f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+
+with DAG("{S3_DAG_ID}", start_date=pendulum.datetime(2025, 1, 1), schedule=None):
+    design = TextToVoiceOperator(
+        task_id="design",
+        text="Hello from Airflow. This is how I sound.",
+        voice_description=(
+            "A bright young male radio presenter with an upbeat tempo and a light Irish lilt, crisp "
+            "consonants and a playful, confident delivery suited to morning traffic updates."
+        ),
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=1,
+        timeout=600,
+    )
+    TextToVoiceResultOperator(
+        task_id="download",
+        run_id=design.output,
+        destination="s3://{BUCKET}/previews/{{{{ run_id }}}}",
+        destination_conn_id="{S3_CONN_ID}",
+    )
+"""
 
 
 @pytest.fixture(scope="module")
 def airflow(request: pytest.FixtureRequest) -> Iterator[AirflowDeployment]:
     if "deployment" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("a real deployment takes a minute or two: run with -m deployment")
-    deployment = AirflowDeployment(dags=[EXAMPLE], pending_seconds=2, database="sqlite", users=USERS)
+    deployment = AirflowDeployment(
+        dags=[EXAMPLE], pending_seconds=2, database="sqlite", users=USERS, object_storage=True
+    )
+    deployment.add_dag(f"{S3_DAG_ID}.py", S3_DAG)
     try:
         yield deployment.start()
     finally:
@@ -208,3 +242,37 @@ def test_the_view_refuses_without_a_session_without_access_and_for_anything_the_
     assert airflow.standin is not None and airflow.standin.api_key not in html
     assert "token=" not in html and airflow.standin.preview_base_url not in html  # no bearer link
     assert "not a CAMB result operator" in raw_get(airflow, view_path(asking, "choose_voice"), admin)[1].decode()
+
+
+def test_previews_on_s3_stream_through_the_destination_connection_and_no_secret_reaches_the_browser(
+    airflow: AirflowDeployment,
+) -> None:
+    assert airflow.s3 is not None and airflow.standin is not None
+    airflow.s3.create_bucket(BUCKET)
+    run_id = airflow.trigger(S3_DAG_ID, via="api")
+    assert airflow.wait_for_run(S3_DAG_ID, run_id, timeout=300) == "success", airflow.diagnostics()
+    saved = airflow.xcom(S3_DAG_ID, run_id, "download")
+    assert len(saved) == 2 and all(entry["path"].startswith(f"s3://{S3_CONN_ID}@{BUCKET}/") for entry in saved)
+
+    bearer = {"Authorization": f"Bearer {airflow.token()}"}
+    page = f"{airflow.api_url}/camb/files/{S3_DAG_ID}/{quote(run_id, safe='')}/download/-1"
+    listing = requests.get(page, headers=bearer, timeout=30)
+    assert listing.status_code == 200
+    replies = [listing]
+    for number, entry in enumerate(saved):
+        name = entry["path"].rsplit("/", 1)[1]
+        assert f'src="-1/{number}/{name}"' in listing.text and entry["sha256"] in listing.text
+        whole = requests.get(f"{page}/{number}/{name}", headers=bearer, timeout=30)
+        assert whole.status_code == 200 and len(whole.content) == entry["bytes"]
+        assert hashlib.sha256(whole.content).hexdigest() == entry["sha256"]
+        part = requests.get(f"{page}/{number}/{name}", headers={**bearer, "Range": "bytes=100-1099"}, timeout=30)
+        assert part.status_code == 206 and part.headers["Content-Range"] == f"bytes 100-1099/{entry['bytes']}"
+        assert part.content == whole.content[100:1100]
+        replies += [whole, part]
+
+    # moto's keys, the CAMB key, a bearer link, and where the bytes are kept: the browser gets the bytes only.
+    never_shown = (ACCESS_KEY, SECRET_KEY, airflow.standin.api_key, airflow.standin.preview_base_url, "token=")
+    never_shown += ("s3://", airflow.s3.endpoint_url)
+    for reply in replies:
+        seen = reply.content + "\n".join(f"{key}: {value}" for key, value in reply.headers.items()).encode()
+        assert [text for text in never_shown if text.encode() in seen] == [], reply.url
