@@ -41,6 +41,7 @@ from airflow_provider_camb.operators.text_to_voice import (
     TextToVoiceResultOperator,
     preview_extension,
 )
+from tests.airflow_harness import HAS_TASK_STATE_STORE
 
 TEXT = "Hello from Airflow. This is how I sound."
 DESCRIPTION = (
@@ -711,10 +712,14 @@ def test_an_error_status_after_deferral_fails_and_is_retried(run_dag, camb_conne
     result = run_create(run_dag, retries=1)
     assert result.task_states == {"create": "failed"}
     assert result.tries["create"] == 2
-    assert camb_connection.request_count("create") == 2  # one per try; resuming never created one
     output = capfd.readouterr()
     logs = output.out + output.err
     assert "CambTaskFailedError" in logs and "HARMFUL_CONTENT_DETECTED" in logs
+    if HAS_TASK_STATE_STORE:  # the retry replaces the task that ended in ERROR; resuming never created one
+        assert camb_connection.request_count("create") == 2
+    else:  # before Airflow 3.3 the retry cannot know what try 1 created: it fails closed
+        assert camb_connection.request_count("create") == 1
+        assert "CambUncertainCreateError" in logs
 
 
 def test_payment_required_after_deferral_fails_without_retries(run_dag, camb_connection, capfd):

@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow import __version__ as airflow_version
-from packaging.version import Version
 
 from airflow_provider_camb.testing import CambStandIn
-
-#: Airflow 3.3 brought the task state store: retries reattach. Before it, retries fail closed.
-HAS_STORE = Version(Version(airflow_version).base_version) >= Version("3.3")
+from tests.airflow_harness import HAS_TASK_STATE_STORE as HAS_STORE
 
 TEXT = "Welcome aboard. Sit back, relax, and enjoy the journey with us today."
 DESCRIPTION = (
@@ -356,3 +352,107 @@ def test_clearing_a_task_leaves_its_store_and_raises_max_tries(run_dag, camb):
         session.flush()
         assert session.query(TaskStateStoreModel).filter_by(dag_id=result.dag_id).count() == 1
         assert ti.max_tries != record["generation"]
+
+
+# --- the pieces: every create operator, the 404 window, trigger rows, one re-read of a refused key ------------
+
+EVERY_CREATE = {
+    "text-to-voice": ("TextToVoiceOperator", {"text": TEXT, "voice_description": DESCRIPTION}, "whose text starts"),
+    "tts": ("CambTextToSpeechOperator", {"text": TEXT, "voice_id": 1, "language": 1}, "whose text starts"),
+    "translated-tts": (
+        "CambTranslatedTextToSpeechOperator",
+        {"text": TEXT, "voice_id": 1, "source_language": 1, "target_language": 76},
+        "whose text starts",
+    ),
+    "dub": (
+        "CambDubbingOperator",
+        {
+            "video_url": "https://media.example.com/a.mp4?token=secret",
+            "source_language": 1,
+            "target_languages": [76],
+        },
+        "dubbing media from media.example.com",
+    ),
+    "text-to-sound": ("CambTextToSoundOperator", {"prompt": "Rain on a tin roof"}, "whose prompt starts 'Rain on"),
+}
+
+
+class FirstTry:
+    """The task instance of a first try without retries, for ``execute()`` called directly."""
+
+    try_number, max_tries = 1, 0
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", EVERY_CREATE)
+def test_every_create_operator_fails_without_retries_after_an_uncertain_create(camb, kind):
+    import airflow_provider_camb.operators.dubbing as dubbing
+    import airflow_provider_camb.operators.text_to_sound as text_to_sound
+    import airflow_provider_camb.operators.text_to_speech as text_to_speech
+    import airflow_provider_camb.operators.text_to_voice as text_to_voice
+    from airflow_provider_camb.exceptions import CambUncertainCreateError
+
+    name, fields, look_for = EVERY_CREATE[kind]
+    modules = (text_to_voice, text_to_speech, dubbing, text_to_sound)
+    operator_class = next(getattr(module, name) for module in modules if hasattr(module, name))
+    camb.inject("http_500", endpoint="create", act=True)
+    operator = operator_class(task_id="create", project_name=PROJECT, **fields)
+    with pytest.raises(CambUncertainCreateError) as error:
+        operator.execute({"ti": FirstTry()})
+    assert f"in project {PROJECT!r} {look_for}" in str(error.value)
+    assert "secret" not in str(error.value)  # a media link may be a bearer link: its host only
+    assert f"retry_uncertain_create=True on {name}" in str(error.value)
+    assert camb.task_count() == 1
+
+
+def test_a_404_after_the_read_after_create_window_is_final(camb):
+    from airflow_provider_camb.exceptions import CambNotFoundError, CambNotReadableYetError
+    from airflow_provider_camb.hooks.camb import CambHook
+
+    task_id = camb.add_task()
+    hook = CambHook()
+    hook.note_created(task_id, time.time() - 31)
+    camb.inject("not_found", endpoint="status")
+    with pytest.raises(CambNotFoundError) as error:
+        hook.get_task_status("text-to-voice", task_id)
+    assert not isinstance(error.value, CambNotReadableYetError)
+    assert camb.request_count("status") == 1  # not retried
+
+
+def test_a_trigger_row_keeps_the_creation_time_and_rows_without_it_still_load(camb):
+    from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
+    from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+
+    created_at = time.time()
+    classpath, kwargs = CambTaskTrigger("t-1", kind="tts", created_at=created_at).serialize()
+    assert kwargs["created_at"] == created_at
+    assert CambTaskTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+    older = {key: value for key, value in kwargs.items() if key != "created_at"}  # a row of an earlier release
+    assert CambTaskTrigger(**older).created_at is None
+    _, kwargs = TextToVoiceTrigger("t-1", created_at=created_at).serialize()
+    assert TextToVoiceTrigger(**kwargs).created_at == created_at
+
+
+def test_waits_refused_alike_share_one_read_of_the_connection():
+    import asyncio
+
+    from airflow_provider_camb.api import CambSettings
+    from airflow_provider_camb.hooks._rate_limit import key_state
+
+    reads: list[str] = []
+
+    async def read() -> CambSettings:
+        reads.append(f"key-{len(reads)}")
+        await asyncio.sleep(0.01)
+        return CambSettings("camb_default", "http://127.0.0.1:1", reads[-1])
+
+    async def scenario() -> list[str]:
+        refused = (await key_state("camb_default", read)).settings.api_key
+        states = await asyncio.gather(*(key_state("camb_default", read, refused_key=refused) for _ in range(20)))
+        late = await key_state("camb_default", read, refused_key=refused)  # another wait already read it again
+        return [state.settings.api_key for state in (*states, late)]
+
+    assert asyncio.run(scenario()) == ["key-1"] * 21
+    assert reads == ["key-0", "key-1"]
