@@ -456,3 +456,50 @@ def test_waits_refused_alike_share_one_read_of_the_connection():
 
     assert asyncio.run(scenario()) == ["key-1"] * 21
     assert reads == ["key-0", "key-1"]
+
+
+# --- the stand-in's switches these tests use -----------------------------------------------------------------
+
+
+def test_the_stand_in_can_create_a_task_and_then_spoil_the_reply(camb_standin):
+    import requests
+
+    camb_standin.inject("http_500", endpoint="create", act=True)
+    reply = requests.post(
+        f"{camb_standin.base_url}/text-to-voice",
+        json={"text": TEXT, "voice_description": DESCRIPTION},
+        headers={"x-api-key": camb_standin.api_key},
+        timeout=10,
+    )
+    assert reply.status_code == 500
+    assert camb_standin.task_count() == 1  # CAMB did the work; the client never learns the id
+
+
+def test_the_stand_in_keeps_a_task_pending_for_its_first_reads(camb):
+    from airflow_provider_camb.hooks.camb import CambHook
+
+    camb.configure(pending_reads=2)
+    task_id = camb.add_task()
+    hook = CambHook()
+    assert [hook.get_task_status("text-to-voice", task_id).status for _ in range(3)] == [
+        "PENDING",
+        "PENDING",
+        "SUCCESS",
+    ]
+
+
+def test_the_stand_in_refuses_the_old_key_after_a_rotation_also_over_http(camb_standin):
+    import requests
+
+    from airflow_provider_camb.testing import CambStandInClient
+
+    old = camb_standin.api_key
+    new = CambStandInClient(camb_standin.base_url).rotate_key()
+    assert new == camb_standin.api_key != old
+
+    def status(key: str) -> int:
+        url = f"{camb_standin.base_url}/source-languages"
+        return requests.get(url, headers={"x-api-key": key}, timeout=10).status_code
+
+    assert (status(old), status(new)) == (401, 200)
+    assert CambStandInClient(camb_standin.base_url).task_count() == 0

@@ -102,6 +102,8 @@ class CambHook(BaseHook):
     ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none).
     Sync calls share one ``requests.Session``; async calls share one aiohttp session per event loop,
     and async status polls share one rate limiter and one settings read per connection and loop.
+    When CAMB refuses the key (401/403), the connection is read once more and, if its key changed
+    (rotated), the request is sent again with the new one.
 
     :param camb_conn_id: The Airflow connection id.
     """
