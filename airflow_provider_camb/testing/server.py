@@ -616,7 +616,9 @@ class CambStandIn:
         behaviour = effect or _Behaviour()
         if behaviour.delay > 0:
             await asyncio.sleep(behaviour.delay)
-        return (None if behaviour.drop else acted or self._reply(call)), behaviour
+        if behaviour.drop:
+            return None, behaviour
+        return (acted if acted is not None else self._reply(call)), behaviour
 
     def _reply(self, call: _Call) -> Reply:
         """The normal reply: the key first (API server only), then the endpoint's handler."""
