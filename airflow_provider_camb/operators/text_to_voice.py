@@ -242,8 +242,9 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             chosen = kept_preview(self.choice)
             self.preview, self.voice_name, self.gender = chosen["file"], chosen["voice_name"], chosen["gender"]
             self.description = chosen["description"]
-        if not isinstance(self.voice_name, str) or not self.voice_name.strip():
-            raise CambInputError(f"voice_name must be a non-empty string, got {self.voice_name!r}.")
+        voice_name = self.voice_name
+        if not isinstance(voice_name, str) or not voice_name.strip():
+            raise CambInputError(f"voice_name must be a non-empty string, got {voice_name!r}.")
         if self.description is not None and not isinstance(self.description, str):
             raise CambInputError(f"description must be a string, got {type(self.description).__name__}.")
         gender = _whole_number("gender", self.gender, optional=False)
@@ -253,7 +254,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         run_id = None if self.run_id is None else check_run_id(self.run_id)
         location = self._chosen_location()
         memory = TaskMemory.of(context, self)
-        create = CambCreate(VOICE, "CAMB custom voice", f"named {self.voice_name!r}")
+        create = CambCreate(VOICE, "CAMB custom voice", f"named {voice_name!r}")
         earlier = memory.recall(create)
         if earlier is not None:
             voice_id = int(str(earlier.camb_id))
@@ -265,12 +266,12 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             )
         else:
             with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
-                self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
+                self.log.info("Keeping %s as CAMB custom voice %r.", location, voice_name)
                 voice_id = memory.start(
                     create,
                     lambda: self.hook.create_custom_voice(
                         audio,
-                        self.voice_name,
+                        voice_name,
                         gender,
                         run_id=run_id,
                         age=age,
