@@ -108,6 +108,7 @@ def trigger_for(waiter: Waiter, camb_task_id: str) -> CambTaskTrigger:
         deadline=time.time() + waiter.wait_timeout,
         wait_before_first_poll=True,
         end_from_trigger=waiter.end_from_trigger,
+        created_at=waiter.hook.created_at(camb_task_id),
     )
 
 

@@ -32,6 +32,7 @@ from airflow_provider_camb.exceptions import (
     CambInputError,
     CambLinkRefusedError,
     CambNotFoundError,
+    CambNotReadableYetError,
     CambPaymentRequiredError,
     CambRateLimitError,
     CambResponseError,
@@ -45,6 +46,8 @@ MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
 MAX_INPUT_CHARS = 10_000
 MAX_URL_CHARS = 4096
+#: Seconds after this provider created a task in which a 404 for it is read-after-create lag, not an unknown id.
+READ_AFTER_CREATE_LAG = 30.0
 TRANSCRIPTION_MODES = ("fast", "slow")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
@@ -157,6 +160,8 @@ class ApiRequest:
     params: dict[str, str] | None = None
     json: dict[str, Any] | None = None
     form: dict[str, str] | None = None
+    #: Epoch seconds until which a 404 is read-after-create lag (a passing fault), not an unknown id.
+    not_found_until: float | None = None
 
     @property
     def may_repeat(self) -> bool:
@@ -522,14 +527,16 @@ def create_text_to_sound_request(
     return _create(TEXT_TO_SOUND, body, project_name, project_description, folder_id)
 
 
-def status_request(kind: str | CambKind, task_id: object) -> ApiRequest:
-    """``GET /{kind}/{task_id}``."""
+def status_request(kind: str | CambKind, task_id: object, *, created_at: float | None = None) -> ApiRequest:
+    """``GET /{kind}/{task_id}``; ``created_at`` (epoch seconds, when this provider created the task) makes
+    a 404 within ``READ_AFTER_CREATE_LAG`` seconds of it a passing fault."""
     camb_kind = kind_of(kind)
     task_id = check_task_id(task_id)
     return ApiRequest(
         "GET",
         camb_kind.status_path(_path_segment(task_id)),
         f"reading the status of CAMB {camb_kind.label} task {task_id!r}",
+        not_found_until=None if created_at is None else created_at + READ_AFTER_CREATE_LAG,
     )
 
 
@@ -636,6 +643,12 @@ def classify_reply(request: ApiRequest, status: int, headers: Any, body: bytes, 
         error = CambPaymentRequiredError(
             f"CAMB says payment is required while {what} (HTTP 402: {message}). Add credits to the "
             "CAMB.AI account; retrying cannot help until then.",
+            http_status=status,
+        )
+    elif status == 404 and request.not_found_until is not None and time.time() < request.not_found_until:
+        error = CambNotReadableYetError(
+            f"CAMB does not know the task yet while {what} (HTTP 404: {message}), moments after it was created: "
+            "read-after-create lag, read again.",
             http_status=status,
         )
     elif status == 404:

@@ -54,6 +54,12 @@ class CambNotFoundError(CambError):
     """CAMB does not know the task or run (HTTP 404)."""
 
 
+class CambNotReadableYetError(CambNotFoundError):
+    """HTTP 404 for a task this provider created moments ago: read-after-create lag, retried like a passing fault."""
+
+    transient = True
+
+
 class CambValidationError(CambError):
     """CAMB rejected the request's fields (HTTP 422); ``detail`` holds its explanation."""
 
@@ -92,6 +98,15 @@ class CambConnectionError(CambError):
     """The network failed: refused, reset, timed out, or cut off mid-stream."""
 
     transient = True
+
+
+class CambUncertainCreateError(CambError, AirflowFailException):
+    """A create may have reached CAMB, and nobody knows its id; fails without retries.
+
+    Raised when a create's request was sent but no usable reply came back, and when a try finds that an
+    earlier one may have created a task it cannot name. CAMB has no idempotency key and no way to find a
+    task, so a retry could pay for a second one; ``retry_uncertain_create=True`` on the operator opts in.
+    """
 
 
 class CambTaskFailedError(CambError):

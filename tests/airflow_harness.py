@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
+#: Airflow 3.3 brought the task state store (AIP-103): create operators' retries reattach through it.
+HAS_TASK_STATE_STORE = tuple(int(part) for part in __import__("airflow").__version__.split(".")[:2]) >= (3, 3)
 
 
 def migrate_database() -> None:

@@ -34,6 +34,8 @@ _ids = itertools.count()
 
 
 class _TaskInstance:
+    try_number, max_tries = 1, 0  # the first try of a task without retries
+
     def xcom_push(self, key: str, value: Any) -> None:
         pass
 

@@ -4,7 +4,7 @@ A triggerer runs thousands of waits in one loop, all polling with the same API k
 the key, not the wait. So per (event loop, connection) this module keeps:
 
 - the connection's settings, read once for every wait on it and read again after ``SETTINGS_TTL``
-  seconds (a rotated key is picked up); concurrent first reads share one read;
+  seconds, or at once when CAMB refuses their key (a rotated key is picked up); concurrent reads share one;
 - one ``KeyLimiter`` per API key (connections that hold the same key share it) that every status poll
   on the key passes through:
 
@@ -180,18 +180,21 @@ class _LoopState:
 _LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
 
-async def key_state(conn_id: str, read_settings: Callable[[], Awaitable[CambSettings]]) -> KeyState:
+async def key_state(
+    conn_id: str, read_settings: Callable[[], Awaitable[CambSettings]], *, refused_key: str | None = None
+) -> KeyState:
     """The running loop's state of connection ``conn_id``, reading its settings when missing or expired.
 
-    Concurrent callers share one read; a failed read (no such connection, bad settings) is raised to
-    each of them and not kept.
+    With ``refused_key`` (a key CAMB just refused) the settings are read again unless they already hold
+    another key: the waits refused alike share that one read. Concurrent callers share one read; a
+    failed read (no such connection, bad settings) is raised to each of them and not kept.
     """
     loop = asyncio.get_running_loop()
     state = _LOOPS.get(loop)
     if state is None:
         state = _LOOPS[loop] = _LoopState()
     entry = state.keys.get(conn_id)
-    if entry is not None and entry.fresh_in(loop):
+    if entry is not None and entry.fresh_in(loop) and entry.settings.api_key != refused_key:
         return entry
     reading = state.reading.get(conn_id)
     if reading is None:

@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import mimetypes
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -51,6 +52,7 @@ from airflow_provider_camb.api import (
     url_host,
 )
 from airflow_provider_camb.exceptions import (
+    CambAuthError,
     CambConnectionError,
     CambError,
     CambInputError,
@@ -63,6 +65,10 @@ from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
 
 _CHUNK = 1024 * 1024
+_KEY_CHANGED = (
+    "CAMB refused the API key of connection %r, which holds another key now (rotated?): sending again with it."
+)
+T = TypeVar("T")
 
 
 def _connection_error(request_what: str, error: BaseException, *, sent: bool) -> CambConnectionError:
@@ -96,6 +102,8 @@ class CambHook(BaseHook):
     ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none).
     Sync calls share one ``requests.Session``; async calls share one aiohttp session per event loop,
     and async status polls share one rate limiter and one settings read per connection and loop.
+    When CAMB refuses the key (401/403), the connection is read once more and, if its key changed
+    (rotated), the request is sent again with the new one.
 
     :param camb_conn_id: The Airflow connection id.
     """
@@ -121,6 +129,7 @@ class CambHook(BaseHook):
         self._settings: CambSettings | None = None
         self._key: KeyState | None = None  # this connection's shared state in the running loop
         self._session: requests.Session | None = None
+        self._created: dict[str, float] = {}  # CAMB task id -> epoch seconds this provider created it
 
     def __repr__(self) -> str:
         return f"CambHook(camb_conn_id={self.camb_conn_id!r})"
@@ -155,6 +164,43 @@ class CambHook(BaseHook):
         """The settings, read without blocking the event loop: once per connection and loop, for a minute."""
         return (await self._akey()).settings
 
+    def _with_the_newest_key(self, send: Callable[[CambSettings], T]) -> T:
+        """``send(settings)``; when CAMB refuses the key, read the connection once more and, if it holds
+        another key now (it was rotated), send once more with that one. A key still refused fails."""
+        settings = self.settings
+        try:
+            return send(settings)
+        except CambAuthError:
+            self._settings = None
+            try:
+                fresh = self.settings
+            except Exception as error:  # the refusal is the news, not a failed read
+                self.log.warning("Could not read connection %r again: %s", self.camb_conn_id, error)
+                fresh = self._settings = settings
+            if fresh.api_key == settings.api_key:
+                raise
+        self.log.warning(_KEY_CHANGED, self.camb_conn_id)
+        return send(fresh)
+
+    async def _akey_again(self, refused: CambSettings) -> KeyState | None:
+        """After a refused key: the connection's state read again (shared by every wait refused alike), or
+        None when it still holds the refused key."""
+        key = self._key = await key_state(self.camb_conn_id, self._aread_settings, refused_key=refused.api_key)
+        if key.settings.api_key == refused.api_key:
+            return None
+        self.log.warning(_KEY_CHANGED, self.camb_conn_id)
+        return key
+
+    # --- tasks this hook created ---------------------------------------------------------
+
+    def note_created(self, task_id: str, at: float) -> None:
+        """Remember that this provider created ``task_id`` at ``at`` (epoch seconds): a 404 soon after is lag."""
+        self._created[task_id] = at
+
+    def created_at(self, task_id: str) -> float | None:
+        """When this provider created ``task_id`` (epoch seconds), if this hook knows."""
+        return self._created.get(task_id)
+
     # --- sync transport ------------------------------------------------------------------
 
     @property
@@ -177,7 +223,9 @@ class CambHook(BaseHook):
         self.close()
 
     def _send(self, request: ApiRequest, **files: Any) -> Any:
-        settings = self.settings
+        return self._with_the_newest_key(lambda settings: self._send_retrying(request, settings, files))
+
+    def _send_retrying(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
         for attempt in Retrying(**retry_policy(request, settings, self.log)):
             with attempt:
                 return self._send_once(request, settings, files)
@@ -219,9 +267,24 @@ class CambHook(BaseHook):
             yield session
 
     async def _asend(self, request: ApiRequest, *, retry_until: float | None = None, limited: bool = False) -> Any:
-        """Send with retries; ``limited`` requests (status polls) pass through the key's shared rate limiter."""
+        """Send with retries; ``limited`` requests (status polls) pass through the key's shared rate limiter.
+
+        When CAMB refuses the key, the connection is read again once and, if it holds another key now,
+        the request goes again with that one.
+        """
         key = await self._akey()
-        settings, limiter = key.settings, (key.limiter if limited else None)
+        settings = key.settings
+        try:
+            return await self._asend_retrying(request, settings, key.limiter if limited else None, retry_until)
+        except CambAuthError:
+            fresh = await self._akey_again(settings)
+            if fresh is None:
+                raise
+        return await self._asend_retrying(request, fresh.settings, fresh.limiter if limited else None, retry_until)
+
+    async def _asend_retrying(
+        self, request: ApiRequest, settings: CambSettings, limiter: KeyLimiter | None, retry_until: float | None
+    ) -> Any:
         async with shared_session() as session:
             try:  # one plain attempt first: tenacity allocates more per call than the request itself
                 return await self._asend_once(session, request, settings, limiter, retry_until)
@@ -303,13 +366,16 @@ class CambHook(BaseHook):
             folder_id=folder_id,
             check_description=check_description,
         )
-        task_id = parse_task_id(self._send(request))
-        self.log.info("Created CAMB text-to-voice task %s.", task_id)
-        return task_id
+        return self._create(request, TEXT_TO_VOICE)
 
     def get_task_status(self, kind: str | CambKind, task_id: str) -> CambTaskStatus:
-        """The current status of a CAMB task of any kind (``GET /{kind}/{task_id}``)."""
-        return parse_status(self._send(status_request(kind, task_id)), task_id, kind)
+        """The current status of a CAMB task of any kind (``GET /{kind}/{task_id}``).
+
+        A 404 within 30 s after this provider created the task (``note_created``) is read-after-create
+        lag: retried like a passing fault.
+        """
+        request = status_request(kind, task_id, created_at=self.created_at(task_id))
+        return parse_status(self._send(request), task_id, kind)
 
     async def aget_task_status(
         self, kind: str | CambKind, task_id: str, *, retry_until: float | None = None
@@ -321,7 +387,7 @@ class CambHook(BaseHook):
         :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
             instead of the connection's retry count.
         """
-        request = status_request(kind, task_id)
+        request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
 
     def get_text_to_voice_status(self, task_id: str) -> CambTaskStatus:
@@ -375,10 +441,12 @@ class CambHook(BaseHook):
         For the kinds whose result is one media file (``tts``, ``translated-tts``, ``text-to-sound``).
         The reply is the audio itself; it is sent with the API key to the API host only, never redirected.
         """
-        settings = self.settings
         request = media_result_request(kind, run_id, "RAW_BYTES")
-        url = _api_url(settings, request)
-        downloaded = self._download(request, url, {"x-api-key": settings.api_key}, target, classify_reply)
+        downloaded = self._with_the_newest_key(
+            lambda settings: self._download(
+                request, _api_url(settings, request), {"x-api-key": settings.api_key}, target, classify_reply
+            )
+        )
         if (downloaded.content_type or "").split(";")[0].strip().lower() == "application/json":
             raise CambResponseError(
                 f"CAMB answered JSON instead of audio while {request.what} (output_type=RAW_BYTES). "
@@ -453,6 +521,7 @@ class CambHook(BaseHook):
 
     def _create(self, request: ApiRequest, kind: CambKind) -> str:
         task_id = parse_task_id(self._send(request), kind)
+        self.note_created(task_id, time.time())
         self.log.info("Created CAMB %s task %s.", kind.label, task_id)
         return task_id
 

@@ -10,13 +10,18 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_camb import _waiting
 from airflow_provider_camb._lineage import CambLineageMixin
+from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, look_for, starting
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
-from airflow_provider_camb.api import whole_number
+from airflow_provider_camb.api import CambTaskStatus, TaskStatus, whole_number
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+
+#: The ends of an earlier try's task that a retry replaces with a new task (that is what a retry is for).
+_REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
 
 
 class CambTaskOperator(CambLineageMixin, BaseOperator):
@@ -30,6 +35,12 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     ``CambTaskFailedError`` (Airflow's retries apply); PAYMENT_REQUIRED fails without retries; past
     ``timeout`` a ``CambWaitTimeoutError`` fails without retries. Resuming never creates the task again.
 
+    A retry never pays twice (README, "Retries and billing"): on Airflow 3.3+ the task id is kept in the
+    task state store the moment the create reply arrives, and a later try reattaches to a PENDING or
+    SUCCESS task (ERROR, TIMEOUT or PAYMENT_REQUIRED: it creates a new one). A create that was sent but got
+    no usable reply fails without retries, as does, before Airflow 3.3, a retry (it cannot know what an
+    earlier try created); ``retry_uncertain_create=True`` lets Airflow's retries create anew instead.
+
     :param camb_conn_id: The Airflow connection of type ``camb``.
     :param project_name: Optional CAMB project name (templated in every subclass).
     :param project_description: Optional CAMB project description (templated).
@@ -40,12 +51,16 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param end_from_trigger: Waiting deferred, end the task in the triggerer on SUCCESS. The default is True
         unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
+    :param retry_uncertain_create: Let Airflow's retries create a new task when CAMB may have created one
+        whose id is unknown (default False: fail without retries, which never pays twice).
     """
 
     #: The CAMB task kind this operator starts (a name in ``airflow_provider_camb.kinds.KINDS``).
     kind: ClassVar[str]
     #: The fields every CAMB create accepts; subclasses add them to their ``template_fields``.
     project_fields: ClassVar[tuple[str, ...]] = ("project_name", "project_description", "folder_id")
+    #: The field whose start, with the project name, lets a person recognise the task in CAMB.AI.
+    described_by: ClassVar[str] = "text"
 
     def __init__(
         self,
@@ -59,6 +74,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         end_from_trigger: bool | None = None,
+        retry_uncertain_create: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,6 +87,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = deferrable
         self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
+        self.retry_uncertain_create = retry_uncertain_create
 
     @cached_property
     def hook(self) -> CambHook:
@@ -98,18 +115,54 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         """Start the CAMB task (input checked before anything is sent); return its task id."""
         raise NotImplementedError
 
+    def look_for(self) -> str:
+        """How a person recognises this operator's task in CAMB.AI: its project and the start of its text."""
+        return look_for(self.project_name, starting(self.described_by, getattr(self, self.described_by, None)))
+
     def execute(self, context: Context) -> Any:
-        camb_task_id = self.create(context)
+        camb_task_id, status = self._task_of_this_try(context)
         context["ti"].xcom_push(key="task_id", value=camb_task_id)
         self._record(camb_task_id)
         if not self.wait_for_completion:
             return camb_task_id
-        if self.deferrable:
+        if status is not None and status.is_terminal:  # an earlier try's task that already succeeded
+            run_id = _waiting.finish(status, context)
+        elif self.deferrable:
             run_id = _waiting.wait_or_defer(self, context, camb_task_id)
         else:
             run_id = _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
         self._record(camb_task_id, run_id)
         return run_id
+
+    def _task_of_this_try(self, context: Context) -> tuple[str, CambTaskStatus | None]:
+        """An earlier try's task that is PENDING or SUCCESS (with its status), else a new one."""
+        memory = TaskMemory.of(context, self)
+        create = CambCreate(TASK, f"CAMB {kind_of(self.kind).label} task", self.look_for())
+        earlier = memory.recall(create)
+        if earlier is not None:
+            camb_task_id = str(earlier.camb_id)
+            if earlier.replied_at is not None:
+                self.hook.note_created(camb_task_id, earlier.replied_at)
+            status = self.hook.get_task_status(self.kind, camb_task_id)
+            if status.status not in _REPLACED:
+                self.log.info(
+                    "Try %d reattaches to %s %s, created by try %d and %s now: no new task is created.",
+                    context["ti"].try_number,
+                    create.what,
+                    camb_task_id,
+                    earlier.try_number,
+                    status.status,
+                )
+                return camb_task_id, status
+            self.log.warning(
+                "%s %s, created by try %d, ended with %s: try %d creates a new one.",
+                create.what,
+                camb_task_id,
+                earlier.try_number,
+                status.status,
+                context["ti"].try_number,
+            )
+        return memory.start(create, lambda: self.create(context)), None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> int:
         """Resume after the trigger fired: the same outcome as when the task was already done; no new task."""

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb._storage import media_extension, write_atomically
+from airflow_provider_camb._task_memory import look_for
 from airflow_provider_camb.api import DownloadedFile, DubbedOutput, url_host
 from airflow_provider_camb.exceptions import CambResponseError
 from airflow_provider_camb.kinds import DUB
@@ -82,6 +83,14 @@ class CambDubbingOperator(CambTaskOperator):
         self.transcription_mode = transcription_mode
         self.source_transcript = source_transcript
         self.target_transcripts = target_transcripts
+
+    def look_for(self) -> str:
+        """The project and the media's host (``video_url`` may be a bearer link: never more than its host)."""
+        try:
+            media = f"dubbing media from {url_host(self.video_url)}" if isinstance(self.video_url, str) else None
+        except ValueError:  # not a URL: refused by the create's input check
+            media = None
+        return look_for(self.project_name, media)
 
     def create(self, context: Context) -> str:
         return self.hook.create_dub(

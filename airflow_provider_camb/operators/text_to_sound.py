@@ -35,6 +35,7 @@ class CambTextToSoundOperator(CambTaskOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "txt"}
     ui_color = "#d6e4ff"
+    described_by = "prompt"
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from airflow_provider_camb._storage import (
     media_extension,
     write_atomically,
 )
+from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
 from airflow_provider_camb.api import check_run_id, url_host
 from airflow_provider_camb.api import digits as _digits
 from airflow_provider_camb.api import whole_number as _whole_number
@@ -165,6 +166,10 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     (``choice=choose.output`` of a ``CambChooseVoiceOperator``) gives the preview, name, gender and
     description a person chose; when they chose "None of these" the task is skipped.
 
+    The voice id is kept like a create operator's task id (README, "Retries and billing"): on Airflow 3.3+
+    a retry returns the voice an earlier try created; a create that was sent but got no usable reply
+    fails without retries, as does a retry before Airflow 3.3, unless ``retry_uncertain_create=True``.
+
     :param preview: The preview to keep: a path/URI, a dict with ``path``, or an index into ``previews`` (templated).
     :param voice_name: Name of the new voice (templated).
     :param gender: CAMB's gender code, an integer or digit string (templated).
@@ -178,6 +183,8 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
     :param camb_conn_id: The Airflow connection of type ``camb``.
     :param preview_conn_id: The Airflow connection that reads a preview in object storage (e.g. an ``aws``
         connection for ``s3://``), as ``s3://conn_id@bucket/path`` would name it.
+    :param retry_uncertain_create: Let Airflow's retries create a new voice when CAMB may have created one
+        whose id is unknown (default False: fail without retries, which never pays twice).
     """
 
     template_fields: Sequence[str] = (
@@ -207,6 +214,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         language: int | str | None = None,
         camb_conn_id: str = CambHook.default_conn_name,
         preview_conn_id: str | None = None,
+        retry_uncertain_create: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -223,6 +231,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         self.language = language
         self.camb_conn_id = camb_conn_id
         self.preview_conn_id = preview_conn_id
+        self.retry_uncertain_create = retry_uncertain_create
 
     @cached_property
     def hook(self) -> CambHook:
@@ -233,8 +242,9 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             chosen = kept_preview(self.choice)
             self.preview, self.voice_name, self.gender = chosen["file"], chosen["voice_name"], chosen["gender"]
             self.description = chosen["description"]
-        if not isinstance(self.voice_name, str) or not self.voice_name.strip():
-            raise CambInputError(f"voice_name must be a non-empty string, got {self.voice_name!r}.")
+        voice_name = self.voice_name
+        if not isinstance(voice_name, str) or not voice_name.strip():
+            raise CambInputError(f"voice_name must be a non-empty string, got {voice_name!r}.")
         if self.description is not None and not isinstance(self.description, str):
             raise CambInputError(f"description must be a string, got {type(self.description).__name__}.")
         gender = _whole_number("gender", self.gender, optional=False)
@@ -243,17 +253,32 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         language = _whole_number("language", self.language, optional=True)
         run_id = None if self.run_id is None else check_run_id(self.run_id)
         location = self._chosen_location()
-        with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
-            self.log.info("Keeping %s as CAMB custom voice %r.", location, self.voice_name)
-            voice_id = self.hook.create_custom_voice(
-                audio,
-                self.voice_name,
-                gender,
-                run_id=run_id,
-                age=age,
-                description=self.description,
-                language=language,
+        memory = TaskMemory.of(context, self)
+        create = CambCreate(VOICE, "CAMB custom voice", f"named {voice_name!r}")
+        earlier = memory.recall(create)
+        if earlier is not None:
+            voice_id = int(str(earlier.camb_id))
+            self.log.info(
+                "Try %d returns CAMB custom voice %s, created by try %d: no new voice is created.",
+                context["ti"].try_number,
+                voice_id,
+                earlier.try_number,
             )
+        else:
+            with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
+                self.log.info("Keeping %s as CAMB custom voice %r.", location, voice_name)
+                voice_id = memory.start(
+                    create,
+                    lambda: self.hook.create_custom_voice(
+                        audio,
+                        voice_name,
+                        gender,
+                        run_id=run_id,
+                        age=age,
+                        description=self.description,
+                        language=language,
+                    ),
+                )
         base_url = self.hook.settings.base_url
         kept_from = [stored_file(location)] + ([] if run_id is None else [camb_run(base_url, TEXT_TO_VOICE, run_id)])
         self.record_lineage(inputs=kept_from, outputs=[camb_voice(base_url, voice_id)])

@@ -30,6 +30,8 @@ class Settings:
     #: Count ``pending_seconds`` from the first status read instead of from creation ("the task takes
     #: that long once someone looks"), so a waiter's first check always finds it PENDING.
     pending_from_first_status: bool = False
+    #: Instead of a time: a task stays PENDING for its first ``pending_reads`` status reads, then ends.
+    pending_reads: int | None = None
 
     def check(self) -> Settings:
         if not isinstance(self.outcome, str) or not self.outcome:
@@ -40,9 +42,9 @@ class Settings:
                 raise ValueError(f"{name} must be a number, not {value!r}")
         if self.preview_seconds < 0:
             raise ValueError(f"preview_seconds must be >= 0, not {self.preview_seconds!r}")
-        for name in ("preview_count", "preview_bytes"):
+        for name in ("preview_count", "preview_bytes", "pending_reads"):
             value = getattr(self, name)
-            if value is None and name == "preview_bytes":
+            if value is None and name in ("preview_bytes", "pending_reads"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
@@ -98,7 +100,9 @@ class Tasks:
         self._runs: dict[int, Run] = {}
         self._run_ids = itertools.count(1000)
         self._voice_ids = itertools.count(5000)
+        self.voices = 0  # custom voices created
         self._pending_from_first_status: dict[str, float] = {}  # task id -> its pending_seconds
+        self._pending_reads: dict[str, int] = {}  # task id -> status reads it still answers PENDING
 
     def configure(self, **settings: Any) -> None:
         unknown = set(settings) - SETTING_NAMES
@@ -131,7 +135,10 @@ class Tasks:
         with self._lock:
             settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None}).check()
             task_id = str(uuid.uuid4()) if task_id is None else task_id
-            if status is None and settings.pending_from_first_status:
+            if status is None and settings.pending_reads is not None:
+                ready_at = math.inf
+                self._pending_reads[task_id] = settings.pending_reads
+            elif status is None and settings.pending_from_first_status:
                 ready_at = math.inf
                 self._pending_from_first_status[task_id] = settings.pending_seconds
             elif status is None:
@@ -167,6 +174,13 @@ class Tasks:
             pending = self._pending_from_first_status.pop(task_id, None)
             if task is not None and pending is not None:
                 task = self._tasks[task_id] = replace(task, ready_at=now + pending)
+            reads = self._pending_reads.get(task_id)
+            if task is not None and reads is not None:
+                if reads > 0:
+                    self._pending_reads[task_id] = reads - 1
+                else:
+                    del self._pending_reads[task_id]
+                    task = self._tasks[task_id] = replace(task, ready_at=now)
             return task
 
     def run(self, run_id: int) -> Run | None:
@@ -175,4 +189,10 @@ class Tasks:
 
     def new_voice_id(self) -> int:
         with self._lock:
+            self.voices += 1
             return next(self._voice_ids)
+
+    def count(self) -> int:
+        """How many tasks exist (each one CAMB would bill)."""
+        with self._lock:
+            return len(self._tasks)

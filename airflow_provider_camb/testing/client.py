@@ -35,6 +35,10 @@ class CambStandInClient:
     def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
         self._call("POST", "faults", {"fault": fault, "endpoint": endpoint, "times": times, **params})
 
+    def rotate_key(self) -> str:
+        """Give the API a new key and return it; the old one is refused from now on."""
+        return str(self._call("POST", "rotate_key")["api_key"])
+
     def rate_limit(self, per_second: int | None) -> None:
         """Allow each API key ``per_second`` requests per second, then 429 with Retry-After (None: off)."""
         self._call("POST", "rate_limit", {"per_second": per_second})
@@ -51,6 +55,14 @@ class CambStandInClient:
     def request_count(self, endpoint: str | None = None) -> int:
         stats = self._call("GET", "stats")
         return int(stats["total"] if endpoint is None else stats["endpoints"].get(endpoint, 0))
+
+    def task_count(self) -> int:
+        """How many CAMB tasks exist: what CAMB would bill."""
+        return int(self._call("GET", "stats")["tasks"])
+
+    def voice_count(self) -> int:
+        """How many custom voices were created."""
+        return int(self._call("GET", "stats")["voices"])
 
     def rate_limited_count(self) -> int:
         """How many requests the per-key rate limit (``rate_limit``) refused with 429."""

@@ -464,7 +464,7 @@ class CambStandIn:
 
     def configure(self, **settings: Any) -> None:
         """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
-        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status)."""
+        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status, pending_reads)."""
         self._tasks.configure(**settings)
 
     def add_task(
@@ -495,7 +495,14 @@ class CambStandIn:
         )
 
     def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
-        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``)."""
+        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``).
+
+        With ``act=True`` the endpoint acts first (a create creates its task) and the fault then decides
+        what the client gets: CAMB did the work but the reply is late (``slow``), lost (``drop``), an
+        error (``http_500``) or unreadable (``malformed_json``).
+        """
+        if not isinstance(params.get("act", False), bool):
+            raise ValueError(f"act must be True or False, not {params['act']!r}")
         if fault not in _FAULT_TABLE:
             raise ValueError(f"Unknown fault {fault!r}; known faults: {', '.join(FAULTS)}")
         if endpoint not in (*ENDPOINTS, "any"):
@@ -505,6 +512,11 @@ class CambStandIn:
         _FAULT_TABLE[fault](params)  # a bad parameter fails here, not in the server
         with self._lock:
             self._faults.append(_Fault(fault, endpoint, times, dict(params)))
+
+    def rotate_key(self) -> str:
+        """Give the API a new key and return it; the old one is refused from now on (as after a revocation)."""
+        self._api_key = "standin-" + secrets.token_hex(12)
+        return self._api_key
 
     def rate_limit(self, per_second: int | None) -> None:
         """Allow each API key ``per_second`` API requests per second, then answer 429 with Retry-After (None: off)."""
@@ -549,6 +561,14 @@ class CambStandIn:
         with self._lock:
             return self._counts.total() if endpoint is None else self._counts[endpoint]
 
+    def task_count(self) -> int:
+        """How many CAMB tasks exist, created over HTTP or with ``add_task``: what CAMB would bill."""
+        return self._tasks.count()
+
+    def voice_count(self) -> int:
+        """How many custom voices were created."""
+        return self._tasks.voices
+
     def clear_requests(self) -> None:
         """Forget the recorded requests and reset the counts."""
         with self._lock:
@@ -588,13 +608,17 @@ class CambStandIn:
     async def _decide(self, call: _Call) -> tuple[Reply | None, _Behaviour]:
         """The reply (None: drop the connection) after any fault, and how to deliver it."""
         await _read_body(call)
-        effect = self._take_fault(call.endpoint)
+        fault = self._take_fault(call.endpoint)
+        acted = self._reply(call) if fault is not None and fault.params.get("act") else None  # the work is done
+        effect = None if fault is None else _FAULT_TABLE[fault.name](fault.params)
         if isinstance(effect, Reply):
             return effect, _Behaviour()
         behaviour = effect or _Behaviour()
         if behaviour.delay > 0:
             await asyncio.sleep(behaviour.delay)
-        return (None if behaviour.drop else self._reply(call)), behaviour
+        if behaviour.drop:
+            return None, behaviour
+        return (acted if acted is not None else self._reply(call)), behaviour
 
     def _reply(self, call: _Call) -> Reply:
         """The normal reply: the key first (API server only), then the endpoint's handler."""
@@ -607,7 +631,7 @@ class CambStandIn:
                 return json_reply(429, {"detail": "Too Many Requests"}, headers={"Retry-After": f"{retry_after:g}"})
         return self._handlers[call.endpoint](call)
 
-    def _take_fault(self, endpoint: str) -> Reply | _Behaviour | None:
+    def _take_fault(self, endpoint: str) -> _Fault | None:
         if not self._faults or endpoint == "unknown":
             return None
         with self._lock:
@@ -616,7 +640,7 @@ class CambStandIn:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
-                    return _FAULT_TABLE[fault.name](fault.params)
+                    return fault
         return None
 
     def _arrive(self, call: _Call) -> tuple[list[RecordedRequest | None], int] | None:
@@ -743,6 +767,8 @@ class CambStandIn:
                 case "POST", "faults":
                     self.inject(**body)
                     return json_reply(200, {"ok": True})
+                case "POST", "rotate_key":
+                    return json_reply(200, {"api_key": self.rotate_key()})
                 case "POST", "rate_limit":
                     self.rate_limit(body.get("per_second"))
                     return json_reply(200, {"ok": True})
@@ -760,7 +786,13 @@ class CambStandIn:
                     with self._lock:
                         counts = dict(self._counts)
                     limit = self._key_limit
-                    stats = {"total": sum(counts.values()), "endpoints": counts, "rate_limited": 0}
+                    stats = {
+                        "total": sum(counts.values()),
+                        "endpoints": counts,
+                        "rate_limited": 0,
+                        "tasks": self.task_count(),
+                        "voices": self.voice_count(),
+                    }
                     if limit is not None:
                         stats["rate_limited"] = limit.refused
                     return json_reply(200, stats)

@@ -51,6 +51,8 @@ class CambTaskTrigger(BaseTrigger):
     :param end_from_trigger: End the Airflow task here on SUCCESS instead of resuming it on a worker.
     :param timeout: Without a ``deadline``, seconds from the start of ``run()`` until the ``timeout``
         event (a wait started in the triggerer has no worker to compute a deadline); None waits for ever.
+    :param created_at: When this provider created the task (epoch seconds), if it did: a 404 within
+        30 s of it is read-after-create lag, retried like a passing fault (rows without it: 404 is final).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class CambTaskTrigger(BaseTrigger):
         kind: str = TEXT_TO_VOICE.name,
         end_from_trigger: bool = False,
         timeout: float | None = None,
+        created_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.kind = kind  # checked in run(): a bad row must end its wait with an error event, not break the triggerer
@@ -73,6 +76,7 @@ class CambTaskTrigger(BaseTrigger):
         self.wait_before_first_poll = wait_before_first_poll
         self.end_from_trigger = end_from_trigger
         self.timeout = timeout
+        self.created_at = created_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only plain ids and numbers: the row is stored in Airflow's database, so never a secret."""
@@ -87,6 +91,7 @@ class CambTaskTrigger(BaseTrigger):
                 "wait_before_first_poll": self.wait_before_first_poll,
                 "end_from_trigger": self.end_from_trigger,
                 "timeout": self.timeout,
+                "created_at": self.created_at,
             },
         )
 
@@ -114,6 +119,8 @@ class CambTaskTrigger(BaseTrigger):
         started = time.monotonic()
         deadline = self._deadline()
         hook = CambHook(self.camb_conn_id)
+        if self.created_at is not None:
+            hook.note_created(self.camb_task_id, self.created_at)
         polls, last, unknown_seen = 0, None, set[str]()
         phase = random.uniform(0, self.poll_interval)
         first_poll = loop.time() + (self.poll_interval if self.wait_before_first_poll else 0.0) + phase

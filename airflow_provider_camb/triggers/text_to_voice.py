@@ -31,6 +31,7 @@ class TextToVoiceTrigger(CambTaskTrigger):
     :param wait_before_first_poll: Wait one interval (plus a random phase) before the first poll.
     :param end_from_trigger: End the Airflow task here on SUCCESS instead of resuming it on a worker.
     :param timeout: Without a ``deadline``, seconds from the start of ``run()`` until the ``timeout`` event.
+    :param created_at: When this provider created the task (epoch seconds): a 404 soon after is lag.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class TextToVoiceTrigger(CambTaskTrigger):
         wait_before_first_poll: bool = True,
         end_from_trigger: bool = False,
         timeout: float | None = None,
+        created_at: float | None = None,
     ) -> None:
         super().__init__(
             camb_task_id,
@@ -52,6 +54,7 @@ class TextToVoiceTrigger(CambTaskTrigger):
             kind=TEXT_TO_VOICE.name,
             end_from_trigger=end_from_trigger,
             timeout=timeout,
+            created_at=created_at,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
