@@ -15,6 +15,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0
 DEFAULT_BACKOFF_MAX = 30.0
+#: The largest JSON reply (status, create, result) read before it is refused; the extra max_reply_bytes raises it.
+DEFAULT_MAX_REPLY_BYTES = 1024 * 1024
+MIN_REPLY_BYTES = 1024
 #: No cap by default: the shared limiter learns CAMB's (unpublished) limit from its 429 replies.
 DEFAULT_MAX_REQUESTS_PER_SECOND = None
 
@@ -66,6 +69,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             "from its 429 replies and stays just under it."
         ),
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "max_reply_bytes": {
+        "label": "Largest API reply (bytes)",
+        "description": (
+            f"A JSON reply from CAMB (status, create, result) larger than this is refused without reading the rest "
+            f"(default {DEFAULT_MAX_REPLY_BYTES}, 1 MiB). Downloads are limited by the result operators' max_bytes."
+        ),
+        "schema": {"type": ["integer", "null"], "minimum": MIN_REPLY_BYTES},
     },
 }
 

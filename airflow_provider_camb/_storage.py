@@ -1,9 +1,10 @@
 """Where result operators write: local folders or object storage, each file whole or not at all.
 
 Every result operator (text-to-voice previews, speech, dubbing, sound) writes through
-``write_atomically``: the bytes go to a hidden temporary name in the target folder and are moved to
-the final name only when complete; on any failure the temporary file is removed. So no reader ever
-sees a partial file under a final name, and a rerun replaces a file with the same bytes.
+``result_files`` (or ``write_atomically`` for a result of one file): the bytes go to hidden temporary
+names in the target folder and are moved to their final names only when every file of the result is
+complete; on any failure the temporary files are removed. So no reader ever sees a partial file, or
+part of a result, under a final name, and a rerun replaces the files with the same bytes.
 """
 
 from __future__ import annotations
@@ -166,37 +167,94 @@ def destination_folder(location: object, name: str = "destination", *, conn_id: 
     return folder
 
 
+class ResultFiles:
+    """The files of one result (every preview of a run, every dubbed output), written whole or none at all.
+
+    ``write`` puts each file under a hidden temporary name in the target folder; only when the whole
+    result is written does ``result_files`` move them all to their final names. If any file fails, no
+    file of the result reaches its final name and every temporary file is removed; if a move itself fails,
+    the files this result already moved into place are removed again, and the error goes on.
+    """
+
+    def __init__(self, folder: ObjectStoragePath) -> None:
+        self.folder = folder
+        self._pending: list[tuple[ObjectStoragePath, ObjectStoragePath]] = []  # (temporary, final)
+
+    def write(
+        self, stem: str, write: Callable[[IO[bytes]], T], final_name: Callable[[T], str]
+    ) -> tuple[ObjectStoragePath, T]:
+        """``write`` fills a temporary file, ``final_name(result)`` names it; returns the final path it will have.
+
+        For object storage, ``write`` fills a local temporary file first (one that can be rewound, so a
+        download cut off midway is retried from the start) and the bytes are uploaded once it has finished.
+        """
+        part = self.folder / f".{stem}.part-{secrets.token_hex(8)}"
+        try:
+            if is_local(self.folder):
+                with part.open("wb") as file:  # type: ignore[no-untyped-call]
+                    result = write(file)
+            else:
+                with tempfile.TemporaryFile(prefix="camb-") as spool:
+                    result = write(spool)
+                    spool.seek(0)
+                    with part.open("wb") as file:  # type: ignore[no-untyped-call]
+                        shutil.copyfileobj(spool, file, _COPY_CHUNK)
+            final = self.folder / final_name(result)
+        except BaseException:
+            _remove(part)
+            raise
+        self._pending.append((part, final))
+        return final, result
+
+    def _commit(self) -> None:
+        moved: list[ObjectStoragePath] = []
+        try:
+            for part, final in self._pending:
+                if is_local(self.folder):
+                    os.replace(str(part.path), str(final.path))  # atomic: readers see the old file or the new one
+                else:
+                    part.rename(final)  # object stores: the final object appears whole, or not at all
+                moved.append(final)
+        except BaseException:
+            for final in moved:
+                _remove(final)
+            self._discard()
+            raise
+        self._pending.clear()
+
+    def _discard(self) -> None:
+        for part, _ in self._pending:
+            _remove(part)
+        self._pending.clear()
+
+
+def _remove(path: ObjectStoragePath) -> None:
+    with suppress(OSError):
+        path.unlink()
+
+
+@contextmanager
+def result_files(folder: ObjectStoragePath) -> Iterator[ResultFiles]:
+    """Write the files of one result inside; they reach their final names together on a clean exit, or none does."""
+    files = ResultFiles(folder)
+    try:
+        yield files
+    except BaseException:
+        files._discard()
+        raise
+    files._commit()
+
+
 def write_atomically(
     folder: ObjectStoragePath, stem: str, write: Callable[[IO[bytes]], T], final_name: Callable[[T], str]
 ) -> tuple[ObjectStoragePath, T]:
-    """Write a file whole or not at all: ``write`` fills a temporary file, ``final_name(result)`` names it.
+    """Write one file whole or not at all (a result of one file); see ``ResultFiles.write``.
 
     Returns the final path and what ``write`` returned. On any failure the temporary file is removed
-    and the error goes on; a file already under the final name is left as it was. For object storage,
-    ``write`` fills a local temporary file first (one that can be rewound, so a download cut off midway
-    is retried from the start) and the bytes are uploaded only once it has finished.
+    and the error goes on; a file already under the final name is left as it was.
     """
-    part = folder / f".{stem}.part-{secrets.token_hex(8)}"
-    try:
-        if is_local(folder):
-            with part.open("wb") as file:  # type: ignore[no-untyped-call]
-                result = write(file)
-        else:
-            with tempfile.TemporaryFile(prefix="camb-") as spool:
-                result = write(spool)
-                spool.seek(0)
-                with part.open("wb") as file:  # type: ignore[no-untyped-call]
-                    shutil.copyfileobj(spool, file, _COPY_CHUNK)
-        final = folder / final_name(result)
-        if is_local(folder):
-            os.replace(str(part.path), str(final.path))  # atomic: readers see the old file or the new one
-        else:
-            part.rename(final)  # object stores: the final object appears whole, or not at all
-    except BaseException:
-        with suppress(OSError):
-            part.unlink()
-        raise
-    return final, result
+    with result_files(folder) as files:
+        return files.write(stem, write, final_name)
 
 
 @contextmanager

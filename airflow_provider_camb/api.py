@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+import unicodedata
 from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -22,9 +23,12 @@ from airflow_provider_camb._connection_form import (
     DEFAULT_BACKOFF,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_BASE_URL,
+    DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    MIN_REPLY_BYTES,
 )
+from airflow_provider_camb._redaction import scrub, scrub_json
 from airflow_provider_camb.exceptions import (
     CambApiError,
     CambAuthError,
@@ -50,6 +54,11 @@ MAX_URL_CHARS = 4096
 READ_AFTER_CREATE_LAG = 30.0
 TRANSCRIPTION_MODES = ("fast", "slow")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The largest whole number accepted as an id or count: a signed 64-bit integer, what CAMB's database can hold.
+MAX_WHOLE_NUMBER = 2**63 - 1
+#: The longest sound CAMB is asked for, in seconds (its default is 8; it documents no maximum).
+MAX_SOUND_SECONDS = 600.0
 
 
 class TaskStatus:
@@ -148,6 +157,7 @@ class CambSettings:
     backoff: float = DEFAULT_BACKOFF
     backoff_max: float = DEFAULT_BACKOFF_MAX
     max_requests_per_second: float | None = None  # None: no cap (the shared limiter learns CAMB's limit)
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # the largest JSON reply read
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,14 @@ def settings_from(
             "Password field (shown as 'API key')."
         )
 
+    bad = next((i for i, char in enumerate(key) if ord(char) > 0xFF or unicodedata.category(char) == "Cc"), None)
+    if bad is not None:
+        raise CambInputError(  # never the key itself, nor its repr: Airflow's masker hides only the plain form
+            f"Connection {conn_id!r}: the API key has a control character or a character outside Latin-1 at "
+            f"position {bad + 1} of {len(key)}, so it cannot be sent in a header (a bad paste?). Copy the key again "
+            "from CAMB.AI's studio into the connection's Password field."
+        )
+
     def number(name: str, default: float, minimum: float) -> float:
         value = extra.get(name)
         if value is None or value == "":  # a form field left empty: the default
@@ -222,11 +240,19 @@ def settings_from(
             result = float(value)
         except (TypeError, ValueError):
             result = minimum - 1
-        if result < minimum or result != result:
+        if not result >= minimum or (math.isinf(result) and name != "max_requests_per_second"):
             raise CambInputError(
-                f"Connection {conn_id!r}: extra {name!r} must be a number >= {minimum}, got {value!r}."
+                f"Connection {conn_id!r}: extra {name!r} must be a finite number >= {minimum}, got {value!r}."
             )
         return result
+
+    reply_limit = extra.get("max_reply_bytes")
+    max_reply_bytes = whole_number(
+        f"Connection {conn_id!r}: extra 'max_reply_bytes'",
+        None if reply_limit == "" else reply_limit,
+        optional=True,
+        minimum=MIN_REPLY_BYTES,
+    )
 
     cap = number("max_requests_per_second", math.inf, 0.001)
     if not math.isfinite(cap) and extra.get("max_requests_per_second") not in (None, ""):
@@ -244,6 +270,7 @@ def settings_from(
         backoff=number("backoff", DEFAULT_BACKOFF, 0),
         backoff_max=number("backoff_max", DEFAULT_BACKOFF_MAX, 0),
         max_requests_per_second=cap if math.isfinite(cap) else None,
+        max_reply_bytes=DEFAULT_MAX_REPLY_BYTES if max_reply_bytes is None else max_reply_bytes,
     )
 
 
@@ -255,68 +282,89 @@ def _path_segment(value: str) -> str:
     return quote(value, safe="").replace(".", "%2E")
 
 
+#: What a task id reads as when the XCom that should hold it was empty (a template rendered nothing).
+_MISSING_IDS = frozenset({"", "none", "null", "[]", "{}"})
+
+
 def check_task_id(task_id: object) -> str:
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise CambInputError(f"A CAMB task id must be a non-empty string, got {task_id!r}.")
+    if not isinstance(task_id, str) or task_id.strip().lower() in _MISSING_IDS:
+        raise CambInputError(
+            f"A CAMB task id must be a non-empty string, got {task_id!r}: the upstream XCom that should hold "
+            "it is probably missing (did the create task return the id, and does the template pull the right task?)."
+        )
     if len(task_id) > 1024:
         raise CambInputError(f"A CAMB task id is at most 1024 characters, got {len(task_id)}.")
     return task_id
 
 
-def check_run_id(run_id: object) -> int:
-    """A run id is a positive whole number (CAMB returns integers); digit strings from templates pass."""
-    value: int | None = None
-    if isinstance(run_id, int) and not isinstance(run_id, bool):
-        value = run_id
-    elif isinstance(run_id, str) and run_id.strip().isascii() and run_id.strip().isdigit():
-        value = int(run_id.strip())
-    if value is None or value < 0:
-        raise CambInputError(f"A CAMB run id must be a whole number (the run_id of a SUCCESS status), got {run_id!r}.")
-    return value
+def parse_whole_number(value: object) -> int | None:
+    """The one parser of whole numbers: an int, or a digit string (what templates render); None otherwise.
 
-
-def digits(value: object) -> int | None:
-    """The number a digit string (what a template renders) spells; None for anything else."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    Booleans are not numbers here. Range checks are ``whole_number``'s.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (text := value.strip()).isascii() and text.isdigit() and len(text) <= 100:
+        return int(text)
     return None
 
 
-def whole_number(name: str, value: object, *, optional: bool = False) -> int | None:
-    """An integer field; digit strings (what templates render) are accepted, booleans are not."""
+def whole_number(name: str, value: object, *, optional: bool = False, minimum: int = 1, hint: str = "") -> int | None:
+    """A whole number from ``minimum`` (default 1) to ``MAX_WHOLE_NUMBER``; digit strings pass, booleans do not."""
     if value is None and optional:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if (number := digits(value)) is not None:
-        return number
-    raise CambInputError(f"{name} must be a whole number, got {value!r}.")
+    number = parse_whole_number(value)
+    if number is None or not minimum <= number <= MAX_WHOLE_NUMBER:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
+        raise CambInputError(f"{name} must be a whole number from {minimum} to 2**63-1{hint}, got {shown}.")
+    return number
 
 
-def _required_number(name: str, value: object) -> int:
-    number = whole_number(name, value)
+def _required_number(name: str, value: object, minimum: int = 1, hint: str = "") -> int:
+    number = whole_number(name, value, minimum=minimum, hint=hint)
     assert number is not None
     return number
 
 
+def check_run_id(run_id: object) -> int:
+    """A run id is a whole number from 1 (CAMB returns integers); digit strings from templates pass."""
+    return _required_number("A CAMB run id", run_id, hint=" (the run_id of a SUCCESS status)")
+
+
+def digits(value: object) -> int | None:
+    """The number a digit string (what a template renders) spells; None for anything else."""
+    return parse_whole_number(value) if isinstance(value, str) else None
+
+
 def language(name: str, value: object) -> int | str:
-    """A CAMB language: an integer id (digit strings pass) or a locale tag such as ``fr-fr``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if (number := digits(value)) is not None:
-        return number
+    """A CAMB language: an integer id from 1 (digit strings pass) or a locale tag such as ``fr-fr``."""
+    if parse_whole_number(value) is not None:
+        return _required_number(name, value)
     if isinstance(value, str) and _LOCALE.fullmatch(value.strip()):
         return value.strip()
     raise CambInputError(f"{name} must be a CAMB language id (an integer) or a locale tag like 'fr-fr', got {value!r}.")
 
 
+def visible_text(value: str) -> str:
+    """``value`` without format characters (Unicode Cf: zero-width spaces, joiners, marks) and outer whitespace."""
+    return "".join(char for char in value if unicodedata.category(char) != "Cf").strip()
+
+
 def _check_text(name: str, value: object) -> str:
+    """Text CAMB can read: a string, not empty without format characters and whitespace, no NUL or lone surrogate."""
     if not isinstance(value, str):
         raise CambInputError(f"{name} must be a string, got {type(value).__name__}.")
-    if not value.strip():
-        raise CambInputError(f"{name} must not be empty.")
+    if not visible_text(value):
+        raise CambInputError(f"{name} must not be empty (format characters and whitespace alone do not count).")
     if len(value) > MAX_INPUT_CHARS:
         raise CambInputError(f"{name} is {len(value)} characters; at most {MAX_INPUT_CHARS} are accepted.")
+    if "\x00" in value:
+        raise CambInputError(f"{name} contains a NUL character (at position {value.index(chr(0))}); remove it.")
+    if surrogate := _SURROGATE.search(value):
+        raise CambInputError(
+            f"{name} contains a lone surrogate (at position {surrogate.start()}), which is not text; it comes from "
+            "decoding bytes with errors='surrogateescape'. Decode the text properly."
+        )
     return value
 
 
@@ -334,7 +382,7 @@ def create_text_to_voice_request(
         "text": _check_text("text", text),
         "voice_description": _check_text("voice_description", voice_description),
     }
-    description = body["voice_description"].strip()
+    description = visible_text(body["voice_description"])  # zero-width "words" count for nothing
     words = len(description.split())
     if check_description and (len(description) < MIN_DESCRIPTION_CHARS or words < MIN_DESCRIPTION_WORDS):
         raise CambInputError(
@@ -353,16 +401,18 @@ def _create(
         if value is not None:
             body[name] = _check_text(name, value)
     if folder_id is not None:
-        if isinstance(folder_id, bool) or not isinstance(folder_id, int):
-            raise CambInputError(f"folder_id must be an integer, got {folder_id!r}.")
-        body["folder_id"] = folder_id
+        body["folder_id"] = whole_number("folder_id", folder_id)
     return ApiRequest("POST", kind.create_path, f"creating a {kind.label} task", json=body)
+
+
+#: Whole-number fields where 0 means something (CAMB's gender code 0: not specified; audio track 0).
+_ZERO_ALLOWED = frozenset({"gender", "selected_audio_tracks"})
 
 
 def _optional_numbers(body: dict[str, Any], **values: object) -> None:
     for name, value in values.items():
         if value is not None:
-            body[name] = whole_number(name, value)
+            body[name] = whole_number(name, value, minimum=0 if name in _ZERO_ALLOWED else 1)
 
 
 def create_tts_request(
@@ -416,7 +466,8 @@ def create_translated_tts_request(
 def _number_list(name: str, values: object) -> list[int]:
     if not isinstance(values, (list, tuple)):
         raise CambInputError(f"{name} must be a list of whole numbers, got {values!r}.")
-    return [_required_number(f"{name}[{index}]", value) for index, value in enumerate(values)]
+    minimum = 0 if name in _ZERO_ALLOWED else 1
+    return [_required_number(f"{name}[{index}]", value, minimum) for index, value in enumerate(values)]
 
 
 def check_media_url(name: str, url: object) -> str:
@@ -515,8 +566,10 @@ def create_text_to_sound_request(
         elif isinstance(duration, str):
             with suppress(ValueError):
                 seconds = float(duration)
-        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-            raise CambInputError(f"duration must be a positive number of seconds, got {duration!r}.")
+        if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= MAX_SOUND_SECONDS:
+            raise CambInputError(
+                f"duration must be a positive number of seconds, at most {MAX_SOUND_SECONDS:g}, got {duration!r}."
+            )
         body["duration"] = seconds
     if audio_type is not None:
         if not isinstance(audio_type, str) or not audio_type.strip():
@@ -564,6 +617,26 @@ def media_result_request(kind: str | CambKind, run_id: object, output_type: obje
     return result_request(kind, run_id, {"output_type": check_output_type(kind, output_type)})
 
 
+def create_custom_voice_request(
+    voice_name: object,
+    gender: object,
+    *,
+    run_id: object = None,
+    age: object = None,
+    description: object = None,
+    language: object = None,
+) -> ApiRequest:
+    """``POST /create-custom-voice``: keep a preview as a voice (the hook adds the audio as the ``file`` part)."""
+    form = {"voice_name": _check_text("voice_name", voice_name), "gender": str(_required_number("gender", gender, 0))}
+    for name, value in (("age", age), ("language", language)):
+        if value is not None:
+            form[name] = str(_required_number(name, value))
+    if description is not None:
+        form["description"] = _check_text("description", description)
+    params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
+    return ApiRequest("POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form)
+
+
 def source_languages_request() -> ApiRequest:
     """``GET /source-languages``: free and authenticated, so it serves as a connection test."""
     return ApiRequest("GET", "/source-languages", "listing source languages")
@@ -598,12 +671,12 @@ def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
     return None
 
 
-def _detail(body: bytes) -> tuple[str, object]:
-    """A short, readable explanation from an error body (JSON ``detail``, or the start of the text)."""
+def _detail(body: bytes, secret: str = "") -> tuple[str, object]:
+    """A short explanation from an error body (JSON ``detail``, or the start of the text), without ``secret``."""
     try:
-        parsed = json.loads(body)
+        parsed = scrub_json(json.loads(body), secret)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
-        text = " ".join(body.decode("utf-8", "replace").split())
+        text = " ".join(scrub(body.decode("utf-8", "replace"), secret).split())
         return (text[:200] + ("..." if len(text) > 200 else "")) or "(empty body)", None
     detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
     if isinstance(detail, list):
@@ -615,23 +688,32 @@ def _detail(body: bytes) -> tuple[str, object]:
                 parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
             else:
                 parts.append(str(item))
-        return "; ".join(parts)[:500], detail
-    return str(detail)[:500], detail
+        return scrub("; ".join(parts), secret)[:500], detail
+    return scrub(str(detail), secret)[:500], detail
 
 
-def classify_reply(request: ApiRequest, status: int, headers: Any, body: bytes, conn_id: str) -> Any:
-    """Return the parsed JSON of a successful reply, or raise the typed error it means."""
+def classify_reply(
+    request: ApiRequest, status: int, headers: Any, body: bytes, conn_id: str, *, secret: str = ""
+) -> Any:
+    """Return the parsed JSON of a successful reply, or raise the typed error it means.
+
+    ``secret`` (the connection's API key) is taken out of everything the reply brought, before it can
+    reach a message, a log line or a trigger event.
+    """
     what = request.what
     if 200 <= status < 300:
         try:
-            return json.loads(body)
+            parsed = json.loads(body)
         except (ValueError, RecursionError):
-            snippet, _ = _detail(body)
+            snippet, _ = _detail(body, secret)
             raise CambResponseError(
                 f"CAMB replied to {what} with HTTP {status} but a body that is not JSON: {snippet}",
                 http_status=status,
             ) from None
-    message, detail = _detail(body)
+        # Only a body with the key in it, an escape that could spell it or a UTF-16/32 encoding needs the walk.
+        walk = secret and (secret.encode() in body or b"\\" in body or b"\0" in body)
+        return scrub_json(parsed, secret) if walk else parsed
+    message, detail = _detail(body, secret)
     error: CambError
     if status in (401, 403):
         error = CambAuthError(
@@ -683,7 +765,9 @@ def classify_reply(request: ApiRequest, status: int, headers: Any, body: bytes, 
     raise error
 
 
-def classify_link_reply(request: ApiRequest, status: int, headers: Any, body: bytes, conn_id: str) -> Any:
+def classify_link_reply(
+    request: ApiRequest, status: int, headers: Any, body: bytes, conn_id: str, *, secret: str = ""
+) -> Any:
     """``classify_reply`` for a bearer link on a storage host: there 401/403 mean the link, never the key."""
     if status in (401, 403):
         raise CambLinkRefusedError(
@@ -692,7 +776,7 @@ def classify_link_reply(request: ApiRequest, status: int, headers: Any, body: by
             "result again for fresh links (run this task again).",
             http_status=status,
         )
-    return classify_reply(request, status, headers, body, conn_id)
+    return classify_reply(request, status, headers, body, conn_id, secret=secret)
 
 
 def _unreadable(what: str, problem: str) -> CambResponseError:
@@ -801,7 +885,7 @@ def parse_voice_id(body: Any) -> int:
     """The ``voice_id`` of a create-custom-voice reply."""
     voice_id = body.get("voice_id") if isinstance(body, dict) else None
     try:
-        return check_run_id(voice_id)
+        return _required_number("voice_id", voice_id)
     except CambInputError:
         raise _unreadable("creating a custom voice", f"no integer voice_id in {str(body)[:200]!r}") from None
 

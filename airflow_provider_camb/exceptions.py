@@ -50,6 +50,22 @@ class CambLinkRefusedError(CambError):
     """
 
 
+class CambLinkNotAllowedError(CambError):
+    """A link in a CAMB reply was refused by the link policy (``_link_policy``) and nothing was sent to it.
+
+    Only https links to public addresses are fetched (plus the local stand-in's own address); the
+    message names the link's host, never the link.
+    """
+
+
+class CambReplyTooLargeError(CambError):
+    """A reply or download was larger than its limit and was refused without reading the rest.
+
+    JSON replies are limited by the connection extra ``max_reply_bytes`` (default 1 MiB), downloads by
+    the result operator's ``max_bytes``. Not retried: the same request would bring the same reply.
+    """
+
+
 class CambNotFoundError(CambError):
     """CAMB does not know the task or run (HTTP 404)."""
 
@@ -98,6 +114,16 @@ class CambConnectionError(CambError):
     """The network failed: refused, reset, timed out, or cut off mid-stream."""
 
     transient = True
+
+    @classmethod
+    def unreachable(cls, what: str, error: BaseException, *, sent: bool) -> CambConnectionError:
+        """The error of a request that got no reply (``error`` is the HTTP library's; ``sent``: it may have left)."""
+        reason = type(error).__name__ + (f": {error}" if str(error) else "")
+        return cls(
+            f"Could not reach CAMB while {what} ({reason}). Check the network and the connection's "
+            "base URL; passing faults are retried.",
+            request_sent=sent,
+        )
 
 
 class CambUncertainCreateError(CambError, AirflowFailException):

@@ -20,8 +20,8 @@ import ssl
 from pathlib import Path
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate for IP 127.0.0.1; returns (certificate, key) paths."""
+def make_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for IP ``host``; returns (certificate, key) paths."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +29,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
         x509.CertificateBuilder()
@@ -39,7 +39,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

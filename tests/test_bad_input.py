@@ -74,6 +74,12 @@ BAD_CREATE_INPUTS = {
     "18 words but under 100 characters": (TEXT, "a b c d e f g h i j k l m n o p q r s t", "at least 100"),
     "padded to 100 characters with spaces": (TEXT, "calm " * 5 + " " * 100, "at least 100"),
     "very large description": (TEXT, "deep " * 3000, "at most 10000"),
+    "zero-width text": ("\u200b\u2060\ufeff \u200d", DESCRIPTION, "text must not be empty"),
+    "text with a NUL": ("Hello\x00there", DESCRIPTION, "NUL character"),
+    "text with a lone surrogate": ("Hello \udcff there", DESCRIPTION, "lone surrogate"),
+    "description of zero-width words": (TEXT, "A warm voice" + " \u200b\u200c" * 60, "3 words"),
+    "zero-width description": (TEXT, "\u200b " * 60, "voice_description must not be empty"),
+    "description with a NUL": (TEXT, DESCRIPTION + "\x00", "NUL character"),
 }
 
 
@@ -99,8 +105,8 @@ def test_any_whitespace_only_text_is_refused_before_any_request(hook: CambHook, 
     [
         ({"project_name": ""}, "project_name must not be empty"),
         ({"project_description": 5}, "project_description must be a string"),
-        ({"folder_id": "3"}, "folder_id must be an integer"),
-        ({"folder_id": True}, "folder_id must be an integer"),
+        ({"folder_id": "0"}, "folder_id must be a whole number from 1"),
+        ({"folder_id": True}, "folder_id must be a whole number"),
     ],
 )
 def test_the_hook_refuses_bad_optional_fields_before_any_request(
@@ -218,6 +224,55 @@ def test_the_trigger_refuses_a_bad_task_id_without_a_request(camb_connection: An
     assert events[0]["exception_reason"] == "CambInputError"
     assert "task id" in events[0]["message"]
     assert camb_connection.request_count() == 0
+
+
+# --- ids and numbers that a missing XCom or a bad template leave behind ---------------------------
+
+MISSING_TASK_IDS = ["", " ", "None", "none", "null", " NULL ", "[]", "{}", None]
+
+
+@pytest.mark.parametrize("task_id", MISSING_TASK_IDS)
+def test_a_task_id_a_missing_xcom_left_is_refused_with_a_hint(hook: CambHook, camb_standin: Any, task_id: Any) -> None:
+    with pytest.raises(CambInputError, match="upstream XCom that should hold it is probably missing"):
+        hook.get_task_status("text-to-voice", task_id)
+    event = asyncio.run(_first_event(TextToVoiceTrigger(camb_task_id=task_id, poll_interval=0.05)))
+    assert event["status"] == "error" and "XCom" in event["message"]
+    assert camb_standin.request_count() == 0
+
+
+async def _first_event(trigger: TextToVoiceTrigger) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        async for event in trigger.run():
+            return dict(event.payload)
+    raise AssertionError("no event")
+
+
+NOT_WHOLE_NUMBERS = [-1, 0, 10**30, 2**63, "0", "-1", "1" * 30, "9" * 5000, True, 1.5, "1.0", "１２"]
+
+
+@pytest.mark.parametrize("value", NOT_WHOLE_NUMBERS, ids=repr)
+@pytest.mark.parametrize("field", ["voice_id", "language", "folder_id"])
+def test_ids_that_are_not_whole_numbers_from_1_are_refused_ints_and_strings_alike(
+    hook: CambHook, camb_standin: Any, field: str, value: Any
+) -> None:
+    fields: dict[str, Any] = {"voice_id": 7, "language": 1, field: value}
+    with pytest.raises(CambInputError, match=f"{field} must be a whole number from 1"):
+        hook.create_tts(TEXT, **fields)
+    assert camb_standin.request_count() == 0
+
+
+@pytest.mark.parametrize("duration", [1e308, float("inf"), float("nan"), 0, -1, 601, "1e308", "nan"], ids=repr)
+def test_a_sound_duration_outside_camb_range_is_refused(hook: CambHook, camb_standin: Any, duration: Any) -> None:
+    with pytest.raises(CambInputError, match="duration must be a positive number of seconds, at most 600"):
+        hook.create_text_to_sound("Rain on a tin roof", duration=duration)
+    assert camb_standin.request_count() == 0
+
+
+@pytest.mark.parametrize("run_id", [0, "0", -1, 10**30, "00"], ids=repr)
+def test_a_run_id_below_1_is_refused(hook: CambHook, camb_standin: Any, run_id: Any) -> None:
+    with pytest.raises(CambInputError, match="run id must be a whole number from 1"):
+        hook.get_text_to_voice_result(run_id)
+    assert camb_standin.request_count() == 0
 
 
 # --- run ids: whole numbers only ------------------------------------------------------------------

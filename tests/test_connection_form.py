@@ -17,9 +17,10 @@ from airflow_provider_camb.get_provider_info import get_provider_info
 from airflow_provider_camb.hooks.camb import CambHook
 from tests.airflow_harness import AIRFLOW_3
 
-EXTRAS = {"timeout", "retries", "backoff", "backoff_max", "max_requests_per_second"}
+EXTRAS = {"timeout", "retries", "backoff", "backoff_max", "max_requests_per_second", "max_reply_bytes"}
 TYPES = {"timeout": "number", "retries": "integer", "backoff": "number", "backoff_max": "number"}
 TYPES["max_requests_per_second"] = "number"
+TYPES["max_reply_bytes"] = "integer"
 
 
 def conn_fields() -> dict[str, Any]:
@@ -39,6 +40,7 @@ def test_the_provider_info_declares_every_extra_with_a_label_a_description_and_a
 def test_every_field_is_an_extra_the_settings_read() -> None:
     """A value the form accepts is one settings_from accepts, and lands on the setting of the same name."""
     values = {"timeout": 12.5, "retries": 7, "backoff": 0.5, "backoff_max": 9, "max_requests_per_second": 40}
+    values["max_reply_bytes"] = 4 * 1024 * 1024
     settings = settings_from("c", None, None, "key", values)
     assert {name: getattr(settings, name) for name in conn_fields()} == values
 

@@ -126,7 +126,7 @@ def test_one_language_answers_one_object_saved_without_a_language_in_the_names(c
     ]
 
 
-def test_a_cut_off_video_leaves_no_partial_file(camb, tmp_path):
+def test_a_cut_off_video_leaves_no_file_of_the_result(camb, tmp_path):
     run_id = finished_dub(camb, ["es-es"])
     camb.inject("slow", endpoint="media", times=1, delay=0)  # the audio passes untouched
     camb.inject("truncate", endpoint="media", times=3)  # then every attempt at the video is cut off
@@ -134,7 +134,7 @@ def test_a_cut_off_video_leaves_no_partial_file(camb, tmp_path):
         save_dub(run_id, tmp_path)
     assert "token" not in str(caught.value)
     names = [p.name for p in tmp_path.iterdir()]
-    assert names == [f"camb_dub_run_{run_id}_audio.wav"]  # the audio whole; no video, no temporary file
+    assert names == []  # all or nothing: the whole audio is not kept without its video; no temporary file
 
 
 def test_a_refused_dub_link_says_it_expired(camb, tmp_path):

@@ -549,7 +549,7 @@ def test_a_preview_in_object_storage_is_copied_locally_first(camb):
         ({"preview": "{tmp}/voice.wav", "gender": "female"}, "gender must be a whole number"),
         ({"preview": "{tmp}/voice.wav", "gender": None}, "gender must be a whole number"),
         ({"preview": "{tmp}/voice.wav", "age": "forty"}, "age must be a whole number"),
-        ({"preview": "{tmp}/voice.wav", "voice_name": " "}, "voice_name must be a non-empty string"),
+        ({"preview": "{tmp}/voice.wav", "voice_name": " "}, "voice_name must not be empty"),
         ({"preview": "{tmp}/voice.wav", "run_id": "1/../2"}, "run id must be a whole number"),
         ({"preview": "{tmp}/voice.wav", "description": 5}, "description must be a string"),
     ],

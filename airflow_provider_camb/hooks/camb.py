@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import mimetypes
 import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urlencode
 
 import aiohttp
 import requests
-import urllib3.exceptions
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mask_secret
 from tenacity import AsyncRetrying, Retrying
-from yarl import URL
 
-from airflow_provider_camb import __version__
 from airflow_provider_camb._connection_form import UI_FIELD_BEHAVIOUR, connection_form_widgets
+from airflow_provider_camb._link_policy import LinkPolicy
+from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
     ApiRequest,
     CambSettings,
@@ -32,6 +30,7 @@ from airflow_provider_camb.api import (
     check_run_id,
     classify_link_reply,
     classify_reply,
+    create_custom_voice_request,
     create_dub_request,
     create_text_to_sound_request,
     create_text_to_voice_request,
@@ -50,47 +49,26 @@ from airflow_provider_camb.api import (
     source_languages_request,
     status_request,
     url_host,
+    whole_number,
 )
 from airflow_provider_camb.exceptions import (
     CambAuthError,
-    CambConnectionError,
     CambError,
     CambInputError,
     CambRateLimitError,
     CambResponseError,
 )
+from airflow_provider_camb.hooks._async_http import request_json
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_state
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
+from airflow_provider_camb.hooks._sync_http import api_url, download, new_session, send_json
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
 
-_CHUNK = 1024 * 1024
 _KEY_CHANGED = (
     "CAMB refused the API key of connection %r, which holds another key now (rotated?): sending again with it."
 )
 T = TypeVar("T")
-
-
-def _connection_error(request_what: str, error: BaseException, *, sent: bool) -> CambConnectionError:
-    reason = type(error).__name__ + (f": {error}" if str(error) else "")
-    return CambConnectionError(
-        f"Could not reach CAMB while {request_what} ({reason}). Check the network and the connection's "
-        "base URL; passing faults are retried.",
-        request_sent=sent,
-    )
-
-
-def _api_url(settings: CambSettings, request: ApiRequest) -> str:
-    """The full URL of an API request for the sync transport (path already percent-encoded)."""
-    return settings.base_url + request.path + (f"?{urlencode(request.params)}" if request.params else "")
-
-
-def _requests_error_was_sent(error: requests.RequestException) -> bool:
-    """False when requests failed before the request left (refused, DNS, connect timeout)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return False
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return not isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
 
 
 class CambHook(BaseHook):
@@ -99,9 +77,11 @@ class CambHook(BaseHook):
     The connection's Password holds the API key; its Host optionally overrides the base URL
     (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
     ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
-    ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none).
-    Sync calls share one ``requests.Session``; async calls share one aiohttp session per event loop,
-    and async status polls share one rate limiter and one settings read per connection and loop.
+    ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none),
+    ``max_reply_bytes`` (the largest JSON reply read, default 1 MiB).
+    Sync calls share one ``requests.Session`` for the API and one for links (``_link_policy``); async
+    calls share one aiohttp session per event loop, and async status polls share one rate limiter and
+    one settings read per connection and loop.
     When CAMB refuses the key (401/403), the connection is read once more and, if its key changed
     (rotated), the request is sent again with the new one.
 
@@ -129,6 +109,7 @@ class CambHook(BaseHook):
         self._settings: CambSettings | None = None
         self._key: KeyState | None = None  # this connection's shared state in the running loop
         self._session: requests.Session | None = None
+        self._link_session: requests.Session | None = None
         self._created: dict[str, float] = {}  # CAMB task id -> epoch seconds this provider created it
 
     def __repr__(self) -> str:
@@ -205,16 +186,28 @@ class CambHook(BaseHook):
 
     @property
     def session(self) -> requests.Session:
-        """One ``requests.Session`` for the hook's lifetime: connections are reused."""
+        """One ``requests.Session`` for the API host, for the hook's lifetime: connections are reused."""
         if self._session is None:
-            self._session = requests.Session()
-            self._session.headers["User-Agent"] = f"airflow-provider-camb/{__version__}"
+            self._session = new_session()
         return self._session
 
+    @cached_property
+    def link_policy(self) -> LinkPolicy:
+        """Which result links this connection may fetch (see ``_link_policy``)."""
+        return LinkPolicy(self.settings.base_url)
+
+    @property
+    def link_session(self) -> requests.Session:
+        """One ``requests.Session`` for result links: every connection is checked by the link policy."""
+        if self._link_session is None:
+            self._link_session = new_session(self.link_policy)
+        return self._link_session
+
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        for session in (self._session, self._link_session):
+            if session is not None:
+                session.close()
+        self._session = self._link_session = None
 
     def __enter__(self) -> CambHook:
         return self
@@ -234,29 +227,7 @@ class CambHook(BaseHook):
     def _send_once(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
         for value in files.values():  # a retried upload starts from the beginning of the file
             value[1].seek(0)
-        url = _api_url(settings, request)
-        prepared = self.session.prepare_request(
-            requests.Request(
-                request.method,
-                url,
-                json=request.json,
-                data=request.form,
-                files=files or None,
-                headers={"x-api-key": settings.api_key, "Accept": "application/json"},
-            )
-        )
-        prepared.url = url  # requests would decode %2E back into "." and let an id like ".." leave its path
-        try:
-            response = self.session.send(
-                prepared,
-                timeout=(min(10.0, settings.timeout), settings.timeout),
-                allow_redirects=False,  # the key must never follow a redirect to another host
-                **self.session.merge_environment_settings(url, {}, None, None, None),
-            )
-            body = response.content
-        except requests.RequestException as error:
-            raise _connection_error(request.what, error, sent=_requests_error_was_sent(error)) from error
-        return classify_reply(request, response.status_code, response.headers, body, settings.conn_id)
+        return send_json(self.session, settings, request, files)
 
     # --- async transport -----------------------------------------------------------------
 
@@ -312,30 +283,17 @@ class CambHook(BaseHook):
         if limiter is not None and limiter.interval:
             await limiter.admit(retry_until, request.what)
         epoch = limiter.epoch if limiter is not None else 0
-        try:
-            async with session.request(
-                request.method,
-                URL(settings.base_url + request.path, encoded=True),
-                params=request.params,
-                json=request.json,
-                headers={"x-api-key": settings.api_key, "Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=settings.timeout, sock_connect=min(10.0, settings.timeout)),
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            raise _connection_error(request.what, error, sent=False) from error
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise _connection_error(request.what, error, sent=True) from error
+        status, headers, body = await request_json(session, request, settings)
+        reply = (request, status, headers, body, settings.conn_id)
         if limiter is None:
-            return classify_reply(request, response.status, response.headers, body, settings.conn_id)
+            return classify_reply(*reply, secret=settings.api_key)
         try:
-            reply = classify_reply(request, response.status, response.headers, body, settings.conn_id)
+            parsed = classify_reply(*reply, secret=settings.api_key)
         except CambRateLimitError as error:
             limiter.refused(error.retry_after, epoch)
             raise
         limiter.answered()
-        return reply
+        return parsed
 
     # --- the API -------------------------------------------------------------------------
 
@@ -412,29 +370,43 @@ class CambHook(BaseHook):
         """The languages CAMB accepts (a free, authenticated read)."""
         return parse_languages(self._send(source_languages_request()))
 
-    def download_preview(self, url: str, target: str | os.PathLike[str] | IO[bytes]) -> DownloadedFile:
+    def download_preview(
+        self, url: str, target: str | os.PathLike[str] | IO[bytes], *, max_bytes: int | None = None
+    ) -> DownloadedFile:
         """Stream one preview (a link from ``get_text_to_voice_result``) to a path or a writable binary file."""
-        return self.download_link(url, target, what="a preview")
+        return self.download_link(url, target, what="a preview", max_bytes=max_bytes)
 
     def download_link(
-        self, url: str, target: str | os.PathLike[str] | IO[bytes], *, what: str = "a result file"
+        self,
+        url: str,
+        target: str | os.PathLike[str] | IO[bytes],
+        *,
+        what: str = "a result file",
+        max_bytes: int | None = None,
     ) -> DownloadedFile:
         """Stream a result link (a preview, ``output_url``, ``audio_url``, ``video_url``) in chunks.
 
-        Links are bearer links on storage hosts: they are fetched WITHOUT the API key, and only their
-        host appears in logs and errors. A 401/403 from the storage host raises ``CambLinkRefusedError``
-        (the link expired or was refused). Passing faults are retried from the start when the target
-        can be rewound.
+        Links are bearer links on storage hosts: they are fetched WITHOUT the API key, only as the link
+        policy allows (https to public addresses; ``CambLinkNotAllowedError`` otherwise, before anything
+        is sent), and only their host appears in logs and errors. A 401/403 from the storage host raises
+        ``CambLinkRefusedError`` (the link expired or was refused). Passing faults are retried from the
+        start when the target can be rewound; a path is written whole or left as it was.
 
         :param url: The link.
         :param target: A path or a writable binary file.
         :param what: What the link holds, for logs and errors ("a preview", "the dubbed audio").
+        :param max_bytes: Refuse the download past this many bytes (``CambReplyTooLargeError``); None: no limit.
         """
         request = ApiRequest("GET", url, f"downloading {what} from {url_host(url)}")
-        return self._download(request, url, {}, target, classify_link_reply)
+        return self._download(request, url, {}, target, classify_link_reply, self.link_policy, max_bytes)
 
     def download_result(
-        self, kind: str | CambKind, run_id: int | str, target: str | os.PathLike[str] | IO[bytes]
+        self,
+        kind: str | CambKind,
+        run_id: int | str,
+        target: str | os.PathLike[str] | IO[bytes],
+        *,
+        max_bytes: int | None = None,
     ) -> DownloadedFile:
         """Stream the media result of a run (``GET /{result}/{run_id}?output_type=RAW_BYTES``) from the API host.
 
@@ -444,7 +416,13 @@ class CambHook(BaseHook):
         request = media_result_request(kind, run_id, "RAW_BYTES")
         downloaded = self._with_the_newest_key(
             lambda settings: self._download(
-                request, _api_url(settings, request), {"x-api-key": settings.api_key}, target, classify_reply
+                request,
+                api_url(settings, request),
+                {"x-api-key": settings.api_key},
+                target,
+                classify_reply,
+                None,
+                max_bytes,
             )
         )
         if (downloaded.content_type or "").split(";")[0].strip().lower() == "application/json":
@@ -466,56 +444,33 @@ class CambHook(BaseHook):
         headers: dict[str, str],
         target: str | os.PathLike[str] | IO[bytes],
         classify: Callable[..., Any],
+        policy: LinkPolicy | None,
+        max_bytes: int | None,
     ) -> DownloadedFile:
+        """One download with retries; ``policy``: a link (fetched without the key), None: the API host."""
         settings = self.settings
+        if max_bytes is not None:
+            max_bytes = whole_number("max_bytes", max_bytes)
         if isinstance(target, (str, os.PathLike)):
-            with open(target, "wb") as file:
-                return self._download(request, url, headers, file, classify)
+            path = Path(os.path.abspath(target))
+            _, downloaded = write_atomically(
+                ObjectStoragePath(str(path.parent)),
+                path.name,
+                lambda file: self._download(request, url, headers, file, classify, policy, max_bytes),
+                lambda _: path.name,
+            )
+            return downloaded
         rewindable = target.seekable()
+        session = self.session if policy is None else self.link_session
         for attempt in Retrying(**retry_policy(request, settings, self.log, may_repeat=rewindable)):
             with attempt:
                 if rewindable:
                     target.seek(0)
                     target.truncate()
-                return self._download_once(request, url, headers, target, settings, classify)
+                return download(
+                    session, request, url, headers, target, settings, classify, policy=policy, max_bytes=max_bytes
+                )
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _download_once(
-        self,
-        request: ApiRequest,
-        url: str,
-        headers: dict[str, str],
-        target: IO[bytes],
-        settings: CambSettings,
-        classify: Callable[..., Any],
-    ) -> DownloadedFile:
-        digest, size = hashlib.sha256(), 0
-        timeout = (min(10.0, settings.timeout), settings.timeout)
-        try:
-            # With the key (the API host) nothing is followed: the key must never reach another host.
-            with self.session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=not headers) as r:
-                if r.status_code != 200:
-                    classify(request, r.status_code, r.headers, r.raw.read(4096), settings.conn_id)
-                for chunk in r.iter_content(_CHUNK):
-                    target.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                expected = r.headers.get("Content-Length")
-                content_type = r.headers.get("Content-Type")
-        except requests.RequestException as error:
-            # requests' message holds the whole link, which may be a bearer link: report only its host.
-            cut_off = size > 0 or isinstance(error, requests.exceptions.ChunkedEncodingError)
-            cause = "the stream was cut off" if cut_off else type(error).__name__
-            raise CambConnectionError(
-                f"{request.what[:1].upper()}{request.what[1:]} failed after {size} bytes ({cause}); "
-                "passing faults are retried.",
-                request_sent=_requests_error_was_sent(error),
-            ) from None
-        if expected is not None and expected.isdigit() and int(expected) != size:
-            raise CambConnectionError(
-                f"{request.what[:1].upper()}{request.what[1:]}: cut off after {size} of {expected} bytes."
-            )
-        return DownloadedFile(bytes=size, sha256=digest.hexdigest(), content_type=content_type)
 
     # --- the other CAMB task kinds (each: build and check with api.py, send, parse with api.py) ---
 
@@ -559,38 +514,29 @@ class CambHook(BaseHook):
         self,
         audio: str | os.PathLike[str],
         voice_name: str,
-        gender: int,
+        gender: int | str,
         *,
         run_id: int | str | None = None,
-        age: int | None = None,
+        age: int | str | None = None,
         description: str | None = None,
-        language: int | None = None,
+        language: int | str | None = None,
     ) -> int:
         """Keep a preview as a permanent custom voice; return its ``voice_id``.
 
         :param audio: Path of the audio file (e.g. a downloaded preview).
         :param voice_name: Name of the new voice.
-        :param gender: CAMB's gender code (an integer).
+        :param gender: CAMB's gender code (a whole number; 0: not specified).
         :param run_id: The text-to-voice run the preview came from, if any.
         :param age: Optional age of the voice.
         :param description: Optional description.
         :param language: Optional CAMB language id.
         """
-        if not isinstance(voice_name, str) or not voice_name.strip():
-            raise CambInputError("voice_name must be a non-empty string.")
-        for name, value in (("gender", gender), ("age", age), ("language", language)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise CambInputError(f"{name} must be an integer, got {value!r}.")
+        request = create_custom_voice_request(
+            voice_name, gender, run_id=run_id, age=age, description=description, language=language
+        )
         path = Path(audio)
         if not path.is_file():
             raise CambInputError(f"The audio file {str(path)!r} does not exist.")
-        optional = {"age": age, "description": description, "language": language}
-        form = {"voice_name": voice_name, "gender": str(gender)}
-        form.update({name: str(value) for name, value in optional.items() if value is not None})
-        params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
-        request = ApiRequest(
-            "POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form
-        )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         with path.open("rb") as file:
             voice_id = parse_voice_id(self._send(request, file=(path.name, file, content_type)))

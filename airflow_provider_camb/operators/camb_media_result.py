@@ -54,12 +54,12 @@ class CambMediaResultOperator(CambResultOperator):
             source = url_host(url)
 
             def fetch(file: IO[bytes]) -> DownloadedFile:
-                return self.hook.download_link(url, file, what=f"the {kind.media}")
+                return self.hook.download_link(url, file, what=f"the {kind.media}", max_bytes=self.max_bytes)
         else:
             url, source = "", "the CAMB API"
 
             def fetch(file: IO[bytes]) -> DownloadedFile:
-                return self.hook.download_result(kind, run_id, file)
+                return self.hook.download_result(kind, run_id, file, max_bytes=self.max_bytes)
 
         final, saved = write_atomically(
             folder,

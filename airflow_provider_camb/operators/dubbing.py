@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_camb._storage import media_extension, write_atomically
+from airflow_provider_camb._storage import ResultFiles, media_extension, result_files
 from airflow_provider_camb._task_memory import look_for
 from airflow_provider_camb.api import DownloadedFile, DubbedOutput, url_host
 from airflow_provider_camb.exceptions import CambResponseError
@@ -112,8 +112,9 @@ class CambDubbingResultOperator(CambResultOperator):
     """Save every dubbed output of a CAMB dubbing run (``GET /dub-result/{run_id}``) to a folder or object storage.
 
     For each target language it saves the dubbed audio, the dubbed video when CAMB made one, and the
-    transcript as JSON, as ``camb_dub_run_<run_id>[_<language>]_{audio,video,transcript}.<ext>``; each file
-    is written whole (temporary name, moved into place when complete) or not at all. It reads both result
+    transcript as JSON, as ``camb_dub_run_<run_id>[_<language>]_{audio,video,transcript}.<ext>``; the files
+    are written under temporary names and all moved into place only when every one is complete, so
+    either the whole result reaches its final names or none of it does. It reads both result
     shapes: one object (saved without a language in the names, keyed ``"default"``) or a map from language
     to object. The audio/video links are bearer links: fetched without the API key, shown nowhere (XCom,
     logs, errors) beyond their host.
@@ -132,20 +133,23 @@ class CambDubbingResultOperator(CambResultOperator):
                 f"CAMB dubbing run {run_id} names languages that give the same file names: {sorted(map(str, stems))}."
             )
         self.log.info("CAMB dubbing run %s has %d dubbed outputs; saving them to %s.", run_id, len(outputs), folder)
-        saved = {
-            SINGLE_RESULT if language is None else language: self._save(folder, stems[language], output)
-            for language, output in outputs.items()
-        }
-        files = [file for output in saved.values() for file in output.values() if file is not None]
-        self.record_result(context, self.hook.settings.base_url, DUB, run_id, files)
+        with result_files(folder) as files:  # every file of every language reaches its final name, or none does
+            saved = {
+                SINGLE_RESULT if language is None else language: self._save(files, stems[language], output)
+                for language, output in outputs.items()
+            }
+        files_saved = [file for output in saved.values() for file in output.values() if file is not None]
+        for file in files_saved:
+            self.log.info("Saved %s (%d bytes, %s).", file["path"], file["bytes"], file["content_type"])
+        self.record_result(context, self.hook.settings.base_url, DUB, run_id, files_saved)
         return saved
 
-    def _save(self, folder: ObjectStoragePath, stem: str, output: DubbedOutput) -> dict[str, Any]:
+    def _save(self, files: ResultFiles, stem: str, output: DubbedOutput) -> dict[str, Any]:
         saved = {
-            "audio": self._save_link(folder, f"{stem}_audio", output.audio_url, "the dubbed audio"),
+            "audio": self._save_link(files, f"{stem}_audio", output.audio_url, "the dubbed audio"),
             "video": None
             if output.video_url is None
-            else self._save_link(folder, f"{stem}_video", output.video_url, "the dubbed video"),
+            else self._save_link(files, f"{stem}_video", output.video_url, "the dubbed video"),
         }
         text = json.dumps(output.transcript, ensure_ascii=False, indent=2).encode()
 
@@ -153,22 +157,17 @@ class CambDubbingResultOperator(CambResultOperator):
             file.write(text)
             return DownloadedFile(len(text), hashlib.sha256(text).hexdigest(), "application/json")
 
-        final, transcript = write_atomically(
-            folder, f"{stem}_transcript", write_transcript, lambda _: f"{stem}_transcript.json"
-        )
+        final, transcript = files.write(f"{stem}_transcript", write_transcript, lambda _: f"{stem}_transcript.json")
         saved["transcript"] = _listed(final, transcript)
         return saved
 
-    def _save_link(self, folder: ObjectStoragePath, stem: str, url: str, what: str) -> dict[str, Any]:
-        final, file = write_atomically(
-            folder,
+    def _save_link(self, files: ResultFiles, stem: str, url: str, what: str) -> dict[str, Any]:
+        final, file = files.write(
             stem,
-            lambda target: self.hook.download_link(url, target, what=what),
+            lambda target: self.hook.download_link(url, target, what=what, max_bytes=self.max_bytes),
             lambda file: f"{stem}.{media_extension(file.content_type, url)}",
         )
-        self.log.info(
-            "Saved %s from %s to %s (%d bytes, %s).", what, url_host(url), final, file.bytes, file.content_type
-        )
+        self.log.info("Downloaded %s from %s (%d bytes, %s).", what, url_host(url), file.bytes, file.content_type)
         return _listed(final, file)
 
 

@@ -19,15 +19,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
-from airflow_provider_camb._storage import (
-    local_copy,
-    media_extension,
-    write_atomically,
-)
+from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
-from airflow_provider_camb.api import check_run_id, url_host
+from airflow_provider_camb.api import check_run_id, create_custom_voice_request, url_host
 from airflow_provider_camb.api import digits as _digits
-from airflow_provider_camb.api import whole_number as _whole_number
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
@@ -113,8 +108,9 @@ class TextToVoiceResultOperator(CambResultOperator):
 
     ``destination`` is a local folder or any object storage URI Airflow knows (``file://...``,
     ``s3://...``). Each preview is streamed in chunks (memory stays flat) to a temporary name in the
-    same folder and moved to ``camb_run_<run_id>_preview_<index>.<ext>`` only when complete; on any
-    failure the temporary file is removed, so no partial file ever sits under the final name. A rerun
+    same folder, and all are moved to ``camb_run_<run_id>_preview_<index>.<ext>`` only when every one
+    is complete; on any failure the temporary files are removed, so no partial file, and no part of
+    the run's previews, ever sits under a final name. A rerun
     writes the same names with the same bytes. The extension comes from the Content-Type (``wav``,
     ``mp3``, ``flac``, ``ogg``, ...), else from the link's path, else ``bin``.
 
@@ -127,26 +123,27 @@ class TextToVoiceResultOperator(CambResultOperator):
     def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> list[dict[str, Any]]:
         urls = self.hook.get_text_to_voice_result(run_id)
         self.log.info("CAMB run %s has %d previews; saving them to %s.", run_id, len(urls), folder)
-        saved = [self._save(url, folder, run_id, index) for index, url in enumerate(urls)]
+        with result_files(folder) as files:  # every preview reaches its final name, or none does
+            saved = [self._save(files, url, run_id, index) for index, url in enumerate(urls)]
+        for index, (url, preview) in enumerate(zip(urls, saved, strict=True)):
+            self.log.info(
+                "Saved preview %d of CAMB run %s from %s to %s (%d bytes, %s, sha256 %s).",
+                index,
+                run_id,
+                url_host(url),
+                preview["path"],
+                preview["bytes"],
+                preview["content_type"],
+                preview["sha256"],
+            )
         self.record_result(context, self.hook.settings.base_url, TEXT_TO_VOICE, run_id, saved)
         return saved
 
-    def _save(self, url: str, folder: ObjectStoragePath, run_id: int, index: int) -> dict[str, Any]:
-        final, preview = write_atomically(
-            folder,
+    def _save(self, files: ResultFiles, url: str, run_id: int, index: int) -> dict[str, Any]:
+        final, preview = files.write(
             f"camb_run_{run_id}_preview_{index}",
-            lambda file: self.hook.download_preview(url, file),
+            lambda file: self.hook.download_preview(url, file, max_bytes=self.max_bytes),
             lambda preview: preview_file_name(run_id, index, preview_extension(preview.content_type, url)),
-        )
-        self.log.info(
-            "Saved preview %d of CAMB run %s from %s to %s (%d bytes, %s, sha256 %s).",
-            index,
-            run_id,
-            url_host(url),
-            final,
-            preview.bytes,
-            preview.content_type,
-            preview.sha256,
         )
         return {
             "path": str(final),
@@ -242,15 +239,15 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             chosen = kept_preview(self.choice)
             self.preview, self.voice_name, self.gender = chosen["file"], chosen["voice_name"], chosen["gender"]
             self.description = chosen["description"]
-        voice_name = self.voice_name
-        if not isinstance(voice_name, str) or not voice_name.strip():
-            raise CambInputError(f"voice_name must be a non-empty string, got {voice_name!r}.")
-        if self.description is not None and not isinstance(self.description, str):
-            raise CambInputError(f"description must be a string, got {type(self.description).__name__}.")
-        gender = _whole_number("gender", self.gender, optional=False)
-        assert gender is not None
-        age = _whole_number("age", self.age, optional=True)
-        language = _whole_number("language", self.language, optional=True)
+        fields: dict[str, Any] = {
+            "run_id": self.run_id,
+            "age": self.age,
+            "description": self.description,
+            "language": self.language,
+        }
+        checked = create_custom_voice_request(self.voice_name, self.gender, **fields).form  # before any read
+        assert checked is not None
+        voice_name = checked["voice_name"]
         run_id = None if self.run_id is None else check_run_id(self.run_id)
         location = self._chosen_location()
         memory = TaskMemory.of(context, self)
@@ -268,16 +265,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
                 self.log.info("Keeping %s as CAMB custom voice %r.", location, voice_name)
                 voice_id = memory.start(
-                    create,
-                    lambda: self.hook.create_custom_voice(
-                        audio,
-                        voice_name,
-                        gender,
-                        run_id=run_id,
-                        age=age,
-                        description=self.description,
-                        language=language,
-                    ),
+                    create, lambda: self.hook.create_custom_voice(audio, voice_name, checked["gender"], **fields)
                 )
         base_url = self.hook.settings.base_url
         kept_from = [stored_file(location)] + ([] if run_id is None else [camb_run(base_url, TEXT_TO_VOICE, run_id)])

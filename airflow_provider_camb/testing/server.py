@@ -266,7 +266,11 @@ def _raise_open_file_limit() -> None:
 
 
 class CambStandIn:
-    """A CAMB.AI API on 127.0.0.1 for tests and local DAG runs: ``with CambStandIn() as camb: ...``."""
+    """A CAMB.AI API on 127.0.0.1 for tests and local DAG runs: ``with CambStandIn() as camb: ...``.
+
+    ``storage_host`` puts the storage server (previews, result files) on another loopback address, such as
+    ``127.0.0.2``: not the API's own address, so the provider's link policy refuses its links.
+    """
 
     def __init__(
         self,
@@ -274,6 +278,7 @@ class CambStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         preview_port: int = 0,
+        storage_host: str | None = None,
         api_key: str | None = None,
         pending_seconds: float = 2.0,
         outcome: str = "SUCCESS",
@@ -288,6 +293,7 @@ class CambStandIn:
         self._host = host
         self._port = port
         self._preview_port = preview_port
+        self._storage_host = storage_host  # None: the API's address, named "localhost" in links
         self._api_key = api_key if api_key is not None else "standin-" + secrets.token_hex(12)
         self._tasks = Tasks(
             Settings(pending_seconds, outcome, exception_reason, message, preview_count, preview_seconds, preview_bytes)
@@ -345,8 +351,10 @@ class CambStandIn:
 
     @property
     def preview_base_url(self) -> str:
-        """The preview (storage) server: host name ``localhost``, so another host and port than the API."""
-        return f"http://localhost:{self._bound(self._preview_port)}"
+        """The preview (storage) server: host name ``localhost`` (or ``storage_host``), another host and port."""
+        host = self._storage_host or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._bound(self._preview_port)}"
 
     def _bound(self, port: int) -> int:
         if not port:
@@ -424,7 +432,7 @@ class CambStandIn:
             await preview.setup()
             self._api_site = await self._listen(api, self._port)
             self._port = api.addresses[0][1]
-            await self._listen(preview, self._preview_port)
+            await self._listen(preview, self._preview_port, self._storage_host)
             self._preview_port = preview.addresses[0][1]
             if ready is not None:
                 ready()
@@ -440,8 +448,8 @@ class CambStandIn:
             self._loop = self._stop_event = None
             self._api_site = self._api_runner = self._api_server = None
 
-    async def _listen(self, runner: web.ServerRunner, port: int) -> web.TCPSite:
-        site = web.TCPSite(runner, self._host, port, backlog=_BACKLOG, shutdown_timeout=_SHUTDOWN_SECONDS)
+    async def _listen(self, runner: web.ServerRunner, port: int, host: str | None = None) -> web.TCPSite:
+        site = web.TCPSite(runner, host or self._host, port, backlog=_BACKLOG, shutdown_timeout=_SHUTDOWN_SECONDS)
         await site.start()
         return site
 
