@@ -13,16 +13,13 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from airflow_provider_camb import events
 from airflow_provider_camb.api import CambTaskStatus
+from airflow_provider_camb.events import deadline_message
 from airflow_provider_camb.exceptions import CambError, CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
-from airflow_provider_camb.triggers.camb_task import (
-    EVENT_TIMEOUT,
-    CambTaskTrigger,
-    deadline_message,
-    status_from_event,
-)
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseTrigger, Context
@@ -132,12 +129,15 @@ def resume(waiter: Waiter, context: Context, event: dict[str, Any] | str) -> int
         camb_task_id = waiter.waited_task_id(context)
         waiter.log.info("The trigger ended the wait (%s); reading CAMB task %s once more.", event, camb_task_id)
         return finish(poll_until_terminal(waiter, camb_task_id), context)
-    status = status_from_event(event)
-    if status.status == EVENT_TIMEOUT:
-        detail = status.message if isinstance(status.message, str) else None
-        raise timeout_error(waiter, status.task_id, detail)
-    waiter.log.info("CAMB task %s ended with %s after %s polls.", status.task_id, status.status, event.get("polls"))
-    return finish(status, context)
+    decoded = events.decode_event(event)
+    if decoded["outcome"] == events.ERROR:
+        raise events.error_of(decoded)
+    if decoded["outcome"] == events.DEADLINE:
+        raise timeout_error(waiter, decoded["task_id"], decoded["message"])
+    waiter.log.info(
+        "CAMB task %s ended with %s after %d polls.", decoded["task_id"], decoded["status"], decoded["polls"]
+    )
+    return finish(events.status_of(decoded), context)
 
 
 def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> CambWaitTimeoutError:

@@ -155,7 +155,7 @@ def test_a_wait_whose_turn_comes_after_its_deadline_ends_as_a_timeout(camb_stand
 
     (events,) = run_all(waits(task_ids, "camb_default", poll_interval=0.2, deadline=time.time() + 2.0))
 
-    assert [event["status"] for event in events] == ["timeout"] * 6
+    assert [event["outcome"] for event in events] == ["deadline"] * 6
     held_back = [event for event in events if "rate limit" in event["message"]]
     assert held_back, [event["message"] for event in events]
     assert "held back" in held_back[0]["message"] and camb_standin.api_key not in held_back[0]["message"]

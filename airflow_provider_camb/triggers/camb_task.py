@@ -12,19 +12,22 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_camb import exceptions
+from airflow_provider_camb import events
 from airflow_provider_camb.api import CambTaskStatus, TaskStatus
+from airflow_provider_camb.events import deadline_message
 from airflow_provider_camb.exceptions import CambError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import KINDS, TEXT_TO_VOICE
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 #: Polls start on slots of the loop clock this far apart: every wake-up of the loop costs CPU
 #: (about 0.15 ms on a VM), so the triggers due in one slot wake the loop once, not once each.
 POLL_SLOT = 0.05
 
-#: Event statuses of our own, besides CAMB's terminal statuses.
+#: The statuses events had for our own outcomes before 0.2.0 (``status_from_event`` still returns "timeout").
 EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
+
+__all__ = ["POLL_SLOT", "CambTaskTrigger", "deadline_message", "status_from_event"]
 
 
 class CambTaskTrigger(BaseTrigger):
@@ -37,9 +40,9 @@ class CambTaskTrigger(BaseTrigger):
 
     With ``end_from_trigger``, SUCCESS ends the Airflow task right here (Airflow's ``TaskSuccessEvent``
     with XComs ``return_value`` and ``run_id``), so no worker resumes the task: that leaves nothing to
-    race (apache/airflow#72716). Every other outcome resumes the task on a worker with the event
-    ``{"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed", "kind"}``,
-    where it fails with the typed error, Airflow's retries applying as they should (docs/ending-waits.md).
+    race (apache/airflow#72716). Every other outcome resumes the task on a worker with an event of
+    ``airflow_provider_camb.events`` (``finished``, ``deadline`` or ``error``), where it fails with the
+    typed error, Airflow's retries applying as they should (docs/ending-waits.md).
 
     :param camb_task_id: The CAMB task id to wait for (rendered here when the task starts in the triggerer).
     :param camb_conn_id: The Airflow connection id; the connection is read inside ``run()``.
@@ -94,20 +97,6 @@ class CambTaskTrigger(BaseTrigger):
                 "created_at": self.created_at,
             },
         )
-
-    def _event(self, status: str, started: float, polls: int, **fields: Any) -> TriggerEvent:
-        payload = {
-            "status": status,
-            "task_id": self.camb_task_id,
-            "run_id": None,
-            "message": None,
-            "exception_reason": None,
-            "polls": polls,
-            "elapsed": round(time.monotonic() - started, 3),
-            "kind": self.kind,
-        }
-        payload.update(fields)
-        return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The shared session is released before the event leaves, so nothing is left open when the
@@ -170,14 +159,7 @@ class CambTaskTrigger(BaseTrigger):
             self.log.info("Ending the Airflow task here with run id %s (no worker resumes it).", status.run_id)
             xcoms: dict[str, Any] = {"return_value": status.run_id, "run_id": status.run_id}
             return TaskSuccessEvent(xcoms=xcoms)
-        return self._event(
-            status.status,
-            started,
-            polls,
-            run_id=status.run_id,
-            message=status.message,
-            exception_reason=status.exception_reason,
-        )
+        return _trigger_event(events.encode_finished(status, polls, time.monotonic() - started))
 
     def _log_status(self, status: CambTaskStatus, unknown_seen: set[str]) -> None:
         if status.is_known:
@@ -193,44 +175,27 @@ class CambTaskTrigger(BaseTrigger):
     def _timeout(
         self, started: float, polls: int, last: CambTaskStatus | None, cause: str | None = None
     ) -> TriggerEvent:
-        message = deadline_message(self.kind, self.camb_task_id, last, cause)
-        self.log.warning("%s; %d polls in %.1f s.", message, polls, time.monotonic() - started)
-        return self._event(EVENT_TIMEOUT, started, polls, message=message)
+        event = events.encode_deadline(self.kind, self.camb_task_id, last, polls, time.monotonic() - started, cause)
+        self.log.warning("%s; %d polls in %.1f s.", event["message"], polls, event["elapsed"])
+        return _trigger_event(event)
 
     def _error(self, started: float, polls: int, error: Exception) -> TriggerEvent:
         self.log.error("Stopped waiting for CAMB task %s: %s", self.camb_task_id, error)
-        return self._event(EVENT_ERROR, started, polls, message=str(error), exception_reason=type(error).__name__)
+        elapsed = time.monotonic() - started
+        return _trigger_event(events.encode_error(self.kind, self.camb_task_id, error, polls, elapsed))
 
 
-def deadline_message(
-    kind: str, camb_task_id: str, last: CambTaskStatus | None = None, cause: str | None = None, *, polled: bool = True
-) -> str:
-    """What to say when a wait ran out of time: the task, its last status, and the last failure if any."""
-    label = KINDS[kind].label if kind in KINDS else kind
-    message = f"CAMB {label} task {camb_task_id!r} did not finish before the deadline"
-    if polled:
-        message += f" (last status {last.status})" if last else " (no status read)"
-    if cause:
-        message += f"; the last request failed: {cause}"
-    return message
+def _trigger_event(event: events.WaitEvent) -> TriggerEvent:
+    return TriggerEvent(dict(event))  # type: ignore[no-untyped-call]  # Airflow's TriggerEvent is untyped
 
 
 def status_from_event(event: dict[str, Any]) -> CambTaskStatus:
-    """Turn a trigger event back into a status; raise the typed error for ``error`` events.
-
-    A ``timeout`` event comes back as a status ``timeout`` so each caller raises its own timeout.
-    Events written by 0.1.0 carry no ``kind``: they were all text-to-voice.
+    """A trigger event as a status, as before 0.2.0: raise the typed error of an ``error`` event, and
+    return a status ``"timeout"`` for a ``deadline`` event. ``events.decode_event`` is the typed way.
     """
-    if event.get("status") == EVENT_ERROR:
-        error_type = getattr(exceptions, str(event.get("exception_reason")), None)
-        if not (isinstance(error_type, type) and issubclass(error_type, CambError)):
-            error_type = CambError
-        raise error_type(str(event.get("message")))
-    return CambTaskStatus(
-        task_id=str(event.get("task_id")),
-        status=str(event.get("status")),
-        run_id=event.get("run_id"),
-        message=event.get("message"),
-        exception_reason=event.get("exception_reason"),
-        kind=str(event.get("kind") or TEXT_TO_VOICE.name),
-    )
+    decoded = events.decode_event(event)
+    if decoded["outcome"] == events.ERROR:
+        raise events.error_of(decoded)
+    if decoded["outcome"] == events.DEADLINE:
+        return CambTaskStatus(decoded["task_id"], EVENT_TIMEOUT, message=decoded["message"], kind=decoded["kind"])
+    return events.status_of(decoded)
