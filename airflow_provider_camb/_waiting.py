@@ -1,9 +1,10 @@
 """Waiting for a CAMB task of any kind: the one waiting path of every sensor and every waiting operator.
 
 ``wait_or_defer`` checks once, finishes at once if the task is already terminal, else defers to
-``CambTaskTrigger``; ``resume`` turns the trigger's event into the same outcome; ``poll_until_terminal``
-is the worker-side loop. Every path ends in ``finish``: the run id (also pushed as XCom ``run_id``),
-or the typed error that explains the end. With ``end_from_trigger`` a SUCCESS ends in the triggerer
+``CambTaskTrigger``; ``resume`` turns the trigger's event into the same outcome; ``wait_on_worker``
+is the worker-side loop, which ends in an event of the same schema (``airflow_provider_camb.events``).
+Every path ends in ``end_of``: the run id (also pushed as XCom ``run_id``), or the typed error that
+explains the end. With ``end_from_trigger`` a SUCCESS ends in the triggerer
 itself, with the same XComs, and no worker resumes the task.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from airflow_provider_camb import events
 from airflow_provider_camb.api import CambTaskStatus
-from airflow_provider_camb.events import deadline_message
+from airflow_provider_camb.events import WaitEvent, deadline_message
 from airflow_provider_camb.exceptions import CambError, CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
@@ -128,16 +129,22 @@ def resume(waiter: Waiter, context: Context, event: dict[str, Any] | str) -> int
     if not isinstance(event, dict):
         camb_task_id = waiter.waited_task_id(context)
         waiter.log.info("The trigger ended the wait (%s); reading CAMB task %s once more.", event, camb_task_id)
-        return finish(poll_until_terminal(waiter, camb_task_id), context)
+        return wait_on_worker(waiter, context, camb_task_id)
     decoded = events.decode_event(event)
-    if decoded["outcome"] == events.ERROR:
-        raise events.error_of(decoded)
-    if decoded["outcome"] == events.DEADLINE:
-        raise timeout_error(waiter, decoded["task_id"], decoded["message"])
-    waiter.log.info(
-        "CAMB task %s ended with %s after %d polls.", decoded["task_id"], decoded["status"], decoded["polls"]
-    )
-    return finish(events.status_of(decoded), context)
+    if decoded["outcome"] == events.FINISHED:
+        waiter.log.info(
+            "CAMB task %s ended with %s after %d polls.", decoded["task_id"], decoded["status"], decoded["polls"]
+        )
+    return end_of(waiter, decoded, context)
+
+
+def end_of(waiter: Waiter, event: WaitEvent, context: Context) -> int:
+    """The one mapping from a wait's outcome, in the triggerer or on a worker, to the task's end."""
+    if event["outcome"] == events.ERROR:
+        raise events.error_of(event)
+    if event["outcome"] == events.DEADLINE:
+        raise timeout_error(waiter, event["task_id"], event["message"])
+    return finish(events.status_of(event), context)
 
 
 def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> CambWaitTimeoutError:
@@ -149,24 +156,31 @@ def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) 
     )
 
 
-def poll_until_terminal(waiter: Waiter, camb_task_id: str) -> CambTaskStatus:
+def wait_on_worker(waiter: Waiter, context: Context, camb_task_id: str) -> int:
+    """Wait here, on the worker, and end as a deferred wait would (``end_of``)."""
+    return end_of(waiter, poll_until_terminal(waiter, camb_task_id), context)
+
+
+def poll_until_terminal(waiter: Waiter, camb_task_id: str) -> WaitEvent:
     """Check now, then every ``poll_interval`` seconds (``time.sleep``) until a terminal status.
 
-    Passing faults are logged and the wait goes on; permanent ones (401/403, 404) end it. Past
-    ``wait_timeout`` seconds: ``CambWaitTimeoutError``. The last check happens at the deadline itself.
+    Passing faults are logged and the wait goes on; permanent ones (401/403, 404) raise. Past
+    ``wait_timeout`` seconds: a ``deadline`` event. The last check happens at the deadline itself.
     """
-    timeout = waiter.wait_timeout
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + waiter.wait_timeout
     last: CambTaskStatus | None = None
+    polls = 0
     while True:
         status = check_once(waiter.hook, waiter.kind, camb_task_id, waiter.log)
+        polls += 1
         if status is not None:
             if status.is_terminal:
-                return status
+                return events.encode_finished(status, polls, time.monotonic() - started)
             last = status
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise timeout_error(waiter, camb_task_id, deadline_message(waiter.kind, camb_task_id, last))
+            return events.encode_deadline(waiter.kind, camb_task_id, last, polls, time.monotonic() - started)
         time.sleep(min(waiter.poll_interval, remaining))
 
 

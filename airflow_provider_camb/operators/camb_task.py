@@ -130,7 +130,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         elif self.deferrable:
             run_id = _waiting.wait_or_defer(self, context, camb_task_id)
         else:
-            run_id = _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
+            run_id = _waiting.wait_on_worker(self, context, camb_task_id)
         self._record(camb_task_id, run_id)
         return run_id
 
