@@ -14,10 +14,10 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from airflow_provider_camb import events
+from airflow_provider_camb import _deprecated, events, exceptions
 from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.events import WaitEvent, deadline_message
-from airflow_provider_camb.exceptions import CambError, CambInputError, CambWaitTimeoutError
+from airflow_provider_camb.exceptions import CambError, CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
@@ -25,7 +25,10 @@ from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseTrigger, Context
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT", "CambWaitTimeoutError"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT"]
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 DEFAULT_POLL_INTERVAL = 5.0
 #: The longest wait of every sensor and waiting operator unless told otherwise. CAMB ends its own
@@ -147,10 +150,10 @@ def end_of(waiter: Waiter, event: WaitEvent, context: Context) -> int:
     return finish(events.status_of(event), context)
 
 
-def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> CambWaitTimeoutError:
+def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> exceptions.CambWaitTimeoutError:
     """The one error of every wait that ran out of time, whichever path noticed it."""
     what = detail or deadline_message(waiter.kind, camb_task_id, polled=False)
-    return CambWaitTimeoutError(
+    return exceptions.CambWaitTimeoutError(  # not imported by name: _waiting.CambWaitTimeoutError is a 0.1.0 name
         f"{what}. {type(waiter).__name__}'s timeout is {timedelta(seconds=waiter.wait_timeout)}; raise it if tasks "
         f"take longer, or check task {camb_task_id!r} with CAMB.AI (a new attempt would create a new, paid task)."
     )

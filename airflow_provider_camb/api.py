@@ -16,9 +16,10 @@ import unicodedata
 from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from airflow_provider_camb import _deprecated
 from airflow_provider_camb._connection_form import (
     DEFAULT_BACKOFF,
     DEFAULT_BACKOFF_MAX,
@@ -45,6 +46,9 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
@@ -119,10 +123,6 @@ class CambTaskStatus:
         raise CambTaskFailedError(f"{task} ended with status {self.status} {details}. {advice}")
 
 
-#: The name 0.1.0 gave the status of a text-to-voice task; the same class serves every kind.
-TextToVoiceStatus = CambTaskStatus
-
-
 @dataclass(frozen=True)
 class DownloadedFile:
     """One file streamed by the hook (a preview, speech, sound, a dubbed track): its size, digest and type."""
@@ -130,10 +130,6 @@ class DownloadedFile:
     bytes: int
     sha256: str
     content_type: str | None
-
-
-#: The name 0.1.0 gave a downloaded preview; every download is a ``DownloadedFile``.
-DownloadedPreview = DownloadedFile
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from requests.structures import CaseInsensitiveDict
 
 from airflow_provider_camb.api import (
     ApiRequest,
+    CambTaskStatus,
     TaskStatus,
-    TextToVoiceStatus,
     classify_reply,
     create_text_to_voice_request,
     parse_previews,
@@ -232,7 +232,7 @@ def test_parse_status_gives_a_well_formed_status_or_a_response_error(body: Any) 
     if not ok:
         assert isinstance(outcome, CambResponseError)
         return
-    status: TextToVoiceStatus = outcome
+    status: CambTaskStatus = outcome
     assert status.task_id == "task-1"
     assert isinstance(status.status, str) and status.status == status.status.strip().upper() and status.status
     assert status.run_id is None or (isinstance(status.run_id, int) and status.run_id >= 0)

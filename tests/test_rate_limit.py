@@ -275,7 +275,7 @@ def test_the_worker_side_keeps_honouring_retry_after(camb_standin, monkeypatch):
     camb_standin.inject("rate_limit", endpoint="status", times=1, retry_after=1)
     task_id = camb_standin.add_task(status="SUCCESS")
     with CambHook() as hook:
-        assert hook.get_text_to_voice_status(task_id).status == "SUCCESS"
+        assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
     first, second = camb_standin.requests("status")
     assert (first.status, second.status) == (429, 200)
     assert second.time - first.time >= 1.0

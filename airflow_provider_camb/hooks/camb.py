@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mas
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_camb._connection_form import UI_FIELD_BEHAVIOUR, connection_form_widgets
+from airflow_provider_camb._deprecated import HookMethods
 from airflow_provider_camb._link_policy import LinkPolicy
 from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
@@ -71,10 +72,12 @@ _KEY_CHANGED = (
 T = TypeVar("T")
 
 
-class CambHook(BaseHook):
+class CambHook(HookMethods, BaseHook):
     """Talk to the CAMB.AI API through an Airflow connection of type ``camb``.
 
-    The connection's Password holds the API key; its Host optionally overrides the base URL
+    The 0.1.0 methods ``get_text_to_voice_status``, ``aget_text_to_voice_status`` and ``download_preview``
+    still work, with a ``DeprecationWarning`` (``_deprecated.HookMethods``). The connection's Password
+    holds the API key; its Host optionally overrides the base URL
     (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
     ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
     ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none),
@@ -348,14 +351,6 @@ class CambHook(BaseHook):
         request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
 
-    def get_text_to_voice_status(self, task_id: str) -> CambTaskStatus:
-        """The current status of a CAMB text-to-voice task."""
-        return self.get_task_status(TEXT_TO_VOICE, task_id)
-
-    async def aget_text_to_voice_status(self, task_id: str, *, retry_until: float | None = None) -> CambTaskStatus:
-        """The current status of a CAMB text-to-voice task, without blocking the loop."""
-        return await self.aget_task_status(TEXT_TO_VOICE, task_id, retry_until=retry_until)
-
     def get_text_to_voice_result(self, run_id: int | str) -> list[str]:
         """The preview URLs (the generated sample voices) of a successful run."""
         run = check_run_id(run_id)
@@ -369,12 +364,6 @@ class CambHook(BaseHook):
     def list_source_languages(self) -> list[Any]:
         """The languages CAMB accepts (a free, authenticated read)."""
         return parse_languages(self._send(source_languages_request()))
-
-    def download_preview(
-        self, url: str, target: str | os.PathLike[str] | IO[bytes], *, max_bytes: int | None = None
-    ) -> DownloadedFile:
-        """Stream one preview (a link from ``get_text_to_voice_result``) to a path or a writable binary file."""
-        return self.download_link(url, target, what="a preview", max_bytes=max_bytes)
 
     def download_link(
         self,

@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_camb import events
-from airflow_provider_camb.api import CambTaskStatus, TaskStatus
-from airflow_provider_camb.events import deadline_message
+from airflow_provider_camb import _deprecated, events
+from airflow_provider_camb.api import TaskStatus
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
-from airflow_provider_camb.polling import POLL_SLOT, poll_task
+from airflow_provider_camb.polling import poll_task
 
-#: The statuses events had for our own outcomes before 0.2.0 (``status_from_event`` still returns "timeout").
-EVENT_TIMEOUT = "timeout"
-EVENT_ERROR = "error"
+__all__ = ["CambTaskTrigger"]
 
-__all__ = ["POLL_SLOT", "CambTaskTrigger", "deadline_message", "status_from_event"]
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 
 class CambTaskTrigger(BaseTrigger):
@@ -123,15 +121,3 @@ class CambTaskTrigger(BaseTrigger):
             self.log.info("Ending the Airflow task here with run id %s (no worker resumes it).", event["run_id"])
             return TaskSuccessEvent(xcoms={"return_value": event["run_id"], "run_id": event["run_id"]})
         return TriggerEvent(dict(event))  # type: ignore[no-untyped-call]  # Airflow's TriggerEvent is untyped
-
-
-def status_from_event(event: dict[str, Any]) -> CambTaskStatus:
-    """A trigger event as a status, as before 0.2.0: raise the typed error of an ``error`` event, and
-    return a status ``"timeout"`` for a ``deadline`` event. ``events.decode_event`` is the typed way.
-    """
-    decoded = events.decode_event(event)
-    if decoded["outcome"] == events.ERROR:
-        raise events.error_of(decoded)
-    if decoded["outcome"] == events.DEADLINE:
-        return CambTaskStatus(decoded["task_id"], EVENT_TIMEOUT, message=decoded["message"], kind=decoded["kind"])
-    return events.status_of(decoded)
