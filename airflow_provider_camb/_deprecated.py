@@ -94,12 +94,15 @@ def status_from_event(event: dict[str, Any]) -> CambTaskStatus:
     """
     from airflow_provider_camb import events
     from airflow_provider_camb.api import CambTaskStatus
+    from airflow_provider_camb.kinds import kind_of
 
     decoded = events.decode_event(event)
     if decoded["outcome"] == events.ERROR:
         raise events.error_of(decoded)
     if decoded["outcome"] == events.DEADLINE:
-        return CambTaskStatus(decoded["task_id"], EVENT_TIMEOUT, message=decoded["message"], kind=decoded["kind"])
+        return CambTaskStatus(
+            decoded["task_id"], EVENT_TIMEOUT, message=decoded["message"], kind=kind_of(decoded["kind"])
+        )
     return events.status_of(decoded)
 
 

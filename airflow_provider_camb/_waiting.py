@@ -19,7 +19,7 @@ from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.events import WaitEvent, deadline_message
 from airflow_provider_camb.exceptions import CambError, CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.kinds import CambKind
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Waiter(Protocol):
     execution_timeout: timedelta | None
 
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> CambKind: ...
 
     @property
     def log(self) -> Any: ...
@@ -86,7 +86,7 @@ def seconds(value: float | timedelta, name: str) -> float:
     return float(value)
 
 
-def check_once(hook: CambHook, kind: str, camb_task_id: str, log: Any) -> CambTaskStatus | None:
+def check_once(hook: CambHook, kind: CambKind, camb_task_id: str, log: Any) -> CambTaskStatus | None:
     """One status check; None when a passing fault outlasted the hook's retries (the wait goes on)."""
     try:
         status = hook.get_task_status(kind, camb_task_id)
@@ -95,14 +95,14 @@ def check_once(hook: CambHook, kind: str, camb_task_id: str, log: Any) -> CambTa
             raise
         log.warning("Could not check CAMB task %s (%s); waiting on.", camb_task_id, error)
         return None
-    log.info("CAMB %s task %s is %s.", kind_of(kind).label, camb_task_id, status.status)
+    log.info("CAMB %s task %s is %s.", kind.label, camb_task_id, status.status)
     return status
 
 
 def trigger_for(waiter: Waiter, camb_task_id: str) -> CambTaskTrigger:
     """The trigger to defer to: first poll one interval from now, a deadline ``wait_timeout`` seconds away."""
     return CambTaskTrigger(
-        kind=waiter.kind,
+        kind=waiter.kind.name,
         camb_task_id=camb_task_id,
         camb_conn_id=waiter.camb_conn_id,
         poll_interval=waiter.poll_interval,

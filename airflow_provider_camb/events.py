@@ -30,7 +30,7 @@ from airflow_provider_camb.exceptions import (
     CambResponseError,
     CambValidationError,
 )
-from airflow_provider_camb.kinds import KINDS, TEXT_TO_VOICE
+from airflow_provider_camb.kinds import KINDS, TEXT_TO_VOICE, CambKind, kind_of
 
 FINISHED: Final = "finished"
 DEADLINE: Final = "deadline"
@@ -95,13 +95,20 @@ class ErrorEvent(TypedDict):
 WaitEvent: TypeAlias = FinishedEvent | DeadlineEvent | ErrorEvent
 
 
-def label_of(kind: str) -> str:
-    """Human words for a kind ("text-to-speech"); the name itself for a kind this release does not know."""
+def label_of(kind: CambKind | str) -> str:
+    """Human words for a kind ("text-to-speech"); for a name this release does not know, the name itself."""
+    if isinstance(kind, CambKind):
+        return kind.label
     return KINDS[kind].label if kind in KINDS else kind
 
 
 def deadline_message(
-    kind: str, task_id: str, last: CambTaskStatus | None = None, cause: str | None = None, *, polled: bool = True
+    kind: CambKind | str,
+    task_id: str,
+    last: CambTaskStatus | None = None,
+    cause: str | None = None,
+    *,
+    polled: bool = True,
 ) -> str:
     """What to say when a wait ran out of time: the task, its last status, and the last failure if any."""
     message = f"CAMB {label_of(kind)} task {task_id!r} did not finish before the deadline"
@@ -119,7 +126,7 @@ def encode_finished(status: CambTaskStatus, polls: int, elapsed: float) -> Finis
     """The event of a task that reached a terminal status."""
     return {
         "outcome": FINISHED,
-        "kind": status.kind,
+        "kind": status.kind.name,
         "task_id": status.task_id,
         "status": status.status,
         "run_id": status.run_id,
@@ -131,12 +138,12 @@ def encode_finished(status: CambTaskStatus, polls: int, elapsed: float) -> Finis
 
 
 def encode_deadline(
-    kind: str, task_id: str, last: CambTaskStatus | None, polls: int, elapsed: float, cause: str | None = None
+    kind: CambKind, task_id: str, last: CambTaskStatus | None, polls: int, elapsed: float, cause: str | None = None
 ) -> DeadlineEvent:
     """The event of a wait that ran out of time (``cause``: the last failed request, if it failed)."""
     return {
         "outcome": DEADLINE,
-        "kind": kind,
+        "kind": kind.name,
         "task_id": task_id,
         "last_status": last.status if last else None,
         "message": deadline_message(kind, task_id, last, cause),
@@ -145,9 +152,13 @@ def encode_deadline(
     }
 
 
-def encode_error(kind: str, task_id: str, error: Exception, polls: int, elapsed: float) -> ErrorEvent:
-    """The event of a wait that could not go on; errors not of this provider travel as ``CambError``."""
-    return _error_event(kind, task_id, type(error).__name__, str(error), polls, round(elapsed, 3))
+def encode_error(kind: CambKind | str, task_id: str, error: Exception, polls: int, elapsed: float) -> ErrorEvent:
+    """The event of a wait that could not go on; errors not of this provider travel as ``CambError``.
+
+    ``kind`` may be a name this release does not know: the error may be that very name, read from a row.
+    """
+    name = kind.name if isinstance(kind, CambKind) else kind
+    return _error_event(name, task_id, type(error).__name__, str(error), polls, round(elapsed, 3))
 
 
 def _error_event(kind: str, task_id: str, error_type: object, message: str, polls: int, elapsed: float) -> ErrorEvent:
@@ -213,14 +224,14 @@ def decode_event(payload: object) -> WaitEvent:
 
 
 def status_of(event: FinishedEvent) -> CambTaskStatus:
-    """The CAMB status a ``finished`` event carries."""
+    """The CAMB status a ``finished`` event carries; a ``CambInputError`` for a kind this release does not know."""
     return CambTaskStatus(
         task_id=event["task_id"],
         status=event["status"],
         run_id=event["run_id"],
         message=event["message"],
         exception_reason=event["exception_reason"],
-        kind=event["kind"],
+        kind=kind_of(event["kind"]),  # a name read from the database: resolved here, once
     )
 
 

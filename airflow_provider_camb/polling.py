@@ -53,7 +53,7 @@ def log_status(log: Log, status: CambTaskStatus, unknown_seen: set[str]) -> None
 
 async def poll_task(
     hook: CambHook,
-    kind: str | CambKind,
+    kind: CambKind,
     task_id: str,
     *,
     interval: float,
@@ -76,7 +76,6 @@ async def poll_task(
     :param wait_before_first_poll: Wait one interval before the first poll. Either way the first poll
         also waits a random phase of up to one interval, so waits started together do not poll in lockstep.
     """
-    kind_name = kind.name if isinstance(kind, CambKind) else kind
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     polls, last, unknown_seen = 0, None, set[str]()
@@ -89,15 +88,15 @@ async def poll_task(
                 if pause > 0:
                     await asyncio.sleep(pause)
                 if time.time() >= deadline:
-                    return _deadline(log, kind_name, task_id, last, polls, started)
+                    return _deadline(log, kind, task_id, last, polls, started)
                 try:
                     status = await hook.aget_task_status(kind, task_id, retry_until=deadline)
                 except CambError as error:
                     if error.transient:  # still failing when the deadline came
-                        return _deadline(log, kind_name, task_id, last, polls, started, cause=str(error))
-                    return _error(log, kind_name, task_id, error, polls, started)
+                        return _deadline(log, kind, task_id, last, polls, started, cause=str(error))
+                    return _error(log, kind, task_id, error, polls, started)
                 except AirflowNotFoundException as error:  # no such connection
-                    return _error(log, kind_name, task_id, error, polls, started)
+                    return _error(log, kind, task_id, error, polls, started)
                 polls += 1
                 if last is None or status.status != last.status:
                     log_status(log, status, unknown_seen)
@@ -117,7 +116,7 @@ async def poll_task(
 
 async def poll_tasks(
     hook: CambHook,
-    kind: str | CambKind,
+    kind: CambKind,
     task_ids: Iterable[str],
     *,
     interval: float,
@@ -156,7 +155,7 @@ async def poll_tasks(
 
 def _deadline(
     log: Log,
-    kind: str,
+    kind: CambKind,
     task_id: str,
     last: CambTaskStatus | None,
     polls: int,
@@ -168,6 +167,6 @@ def _deadline(
     return event
 
 
-def _error(log: Log, kind: str, task_id: str, error: Exception, polls: int, started: float) -> WaitEvent:
+def _error(log: Log, kind: CambKind, task_id: str, error: Exception, polls: int, started: float) -> WaitEvent:
     log.error("Stopped waiting for CAMB task %s: %s", task_id, error)
     return events.encode_error(kind, task_id, error, polls, time.monotonic() - started)

@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_camb import _deprecated
 from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 EVERY_MOVED_NAME = [
     (f"airflow_provider_camb.{module}", name) for module, names in _deprecated.MOVED.items() for name in names
@@ -62,7 +63,7 @@ def test_the_old_status_from_event_reads_old_and_new_events():
 
     with pytest.warns(DeprecationWarning, match="events.decode_event"):
         from airflow_provider_camb.triggers.text_to_voice import status_from_event
-    deadline = events.encode_deadline("text-to-voice", "t", None, polls=1, elapsed=1.0)
+    deadline = events.encode_deadline(TEXT_TO_VOICE, "t", None, polls=1, elapsed=1.0)
     assert status_from_event(dict(deadline)).status == "timeout"  # as 0.1.0 callers expect
     assert status_from_event({"status": "SUCCESS", "task_id": "t", "run_id": 3}).run_id == 3
 

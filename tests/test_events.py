@@ -25,6 +25,7 @@ from airflow_provider_camb.exceptions import (
     CambTaskFailedError,
     CambWaitTimeoutError,
 )
+from airflow_provider_camb.kinds import DUB
 from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 
 
@@ -120,10 +121,10 @@ def test_an_old_error_of_a_type_outside_the_closed_set_raises_a_plain_camb_error
 
 
 def test_each_new_event_round_trips_through_json():
-    status = CambTaskStatus("task-2", "SUCCESS", run_id=7, kind="dub")
+    status = CambTaskStatus("task-2", "SUCCESS", run_id=7, kind=DUB)
     written = [
         events.encode_finished(status, polls=2, elapsed=1.23456),
-        events.encode_deadline("dub", "task-2", status, polls=9, elapsed=30.0, cause="HTTP 503"),
+        events.encode_deadline(DUB, "task-2", status, polls=9, elapsed=30.0, cause="HTTP 503"),
         events.encode_error(
             "dub", "task-2", CambNotFoundError("CAMB does not know task 'task-2'"), polls=1, elapsed=0.5
         ),

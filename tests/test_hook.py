@@ -24,6 +24,7 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 TEXT = "Hello from Airflow. This is how I sound."
 DESCRIPTION = (
@@ -131,12 +132,12 @@ def test_validation_error_carries_the_server_detail(hook, camb_standin):
 
 def test_payment_required_reply_is_its_own_error():
     with pytest.raises(CambPaymentRequiredError, match="Add credits"):
-        classify_reply(status_request("text-to-voice", "t"), 402, {}, b'{"detail": "no credits"}', "camb_default")
+        classify_reply(status_request(TEXT_TO_VOICE, "t"), 402, {}, b'{"detail": "no credits"}', "camb_default")
 
 
 def test_other_client_errors_are_permanent_api_errors():
     with pytest.raises(CambApiError, match="HTTP 418"):
-        classify_reply(status_request("text-to-voice", "t"), 418, {}, b"teapot", "camb_default")
+        classify_reply(status_request(TEXT_TO_VOICE, "t"), 418, {}, b"teapot", "camb_default")
 
 
 def test_retries_stop_at_the_limit_with_a_clear_error(hook, camb_standin):

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_camb.hooks._shared_session import open_sessions
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import TTS
+from airflow_provider_camb.kinds import TEXT_TO_VOICE, TTS
 from airflow_provider_camb.polling import poll_task, poll_tasks
 
 FAST = 0.1  # poll interval, seconds
@@ -38,7 +38,7 @@ def test_many_tasks_in_one_coroutine_each_reach_their_own_outcome(camb_connectio
     ids = [*succeeding, failing, stuck, "no-such-task"]
 
     async def wait_all() -> list[dict]:
-        batch = poll_tasks(CambHook(), "tts", ids, interval=FAST, log=log, deadline=time.time() + 3)
+        batch = poll_tasks(CambHook(), TTS, ids, interval=FAST, log=log, deadline=time.time() + 3)
         return [dict(event) async for event in batch]
 
     outcomes = {event["task_id"]: event for event in asyncio.run(wait_all())}
@@ -58,7 +58,7 @@ def test_closing_a_batch_early_cancels_the_polls_still_running(camb_connection):
     slow = [camb_connection.add_task(pending_seconds=3600, kind="tts") for _ in range(5)]
 
     async def first_only() -> tuple[dict, int]:
-        batch = poll_tasks(CambHook(), "tts", [quick, *slow], interval=FAST, log=log, wait_before_first_poll=False)
+        batch = poll_tasks(CambHook(), TTS, [quick, *slow], interval=FAST, log=log, wait_before_first_poll=False)
         first = dict(await anext(batch))
         await batch.aclose()
         return first, len([task for task in asyncio.all_tasks() if task is not asyncio.current_task()])
@@ -73,7 +73,7 @@ def test_closing_a_batch_early_cancels_the_polls_still_running(camb_connection):
 def test_a_deadline_already_past_ends_without_a_request(camb_connection, deadline_in):
     task_id = camb_connection.add_task(pending_seconds=60)
     event = asyncio.run(
-        poll_task(CambHook(), "text-to-voice", task_id, interval=FAST, log=log, deadline=time.time() + deadline_in)
+        poll_task(CambHook(), TEXT_TO_VOICE, task_id, interval=FAST, log=log, deadline=time.time() + deadline_in)
     )
     assert event["outcome"] == "deadline" and "(no status read)" in event["message"]
     assert camb_connection.request_count("status") == 0

@@ -64,7 +64,7 @@ from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_st
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.hooks._sync_http import api_url, download, new_session, send_json
-from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
 
 _KEY_CHANGED = (
     "CAMB refused the API key of connection %r, which holds another key now (rotated?): sending again with it."
@@ -335,6 +335,7 @@ class CambHook(HookMethods, BaseHook):
         A 404 within 30 s after this provider created the task (``note_created``) is read-after-create
         lag: retried like a passing fault.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(self._send(request), task_id, kind)
 
@@ -348,6 +349,7 @@ class CambHook(HookMethods, BaseHook):
         :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
             instead of the connection's retry count.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
 
@@ -402,6 +404,7 @@ class CambHook(HookMethods, BaseHook):
         For the kinds whose result is one media file (``tts``, ``translated-tts``, ``text-to-sound``).
         The reply is the audio itself; it is sent with the API key to the API host only, never redirected.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = media_result_request(kind, run_id, "RAW_BYTES")
         downloaded = self._with_the_newest_key(
             lambda settings: self._download(
@@ -423,6 +426,7 @@ class CambHook(HookMethods, BaseHook):
 
     def get_result_link(self, kind: str | CambKind, run_id: int | str) -> str:
         """The ``output_url`` (a bearer link) of a run's media result (``output_type=FILE_URL``)."""
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         run = check_run_id(run_id)
         return parse_output_url(self._send(media_result_request(kind, run, "FILE_URL")), kind, run)
 

@@ -70,7 +70,7 @@ class TextToVoiceOperator(CambTaskOperator):
     :param check_description: Refuse descriptions CAMB would not process before sending (default True).
     """
 
-    kind = TEXT_TO_VOICE.name
+    kind = TEXT_TO_VOICE
     template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
     ui_color = "#d6e4ff"

@@ -11,8 +11,9 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_camb import _deprecated, events
 from airflow_provider_camb.api import TaskStatus
+from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import poll_task
 
 __all__ = ["CambTaskTrigger"]
@@ -55,13 +56,14 @@ class CambTaskTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
         wait_before_first_poll: bool = True,
-        kind: str = TEXT_TO_VOICE.name,
+        *,
+        kind: str,
         end_from_trigger: bool = False,
         timeout: float | None = None,
         created_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
-        self.kind = kind  # checked in run(): a bad row must end its wait with an error event, not break the triggerer
+        self.kind = kind  # a name, as the row holds it: resolved in run(), where a bad one ends the wait cleanly
         self.camb_task_id = camb_task_id
         self.camb_conn_id = camb_conn_id
         self.poll_interval = float(poll_interval)
@@ -91,19 +93,26 @@ class CambTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # poll_task releases the shared session before it returns, so nothing is left open when the
         # triggerer (or dag.test) closes this generator.
+        yield self._trigger_event(await self._wait())
+
+    async def _wait(self) -> events.WaitEvent:
+        try:
+            kind = kind_of(self.kind)  # resolved once; a bad row ends its wait with an error event
+        except CambInputError as error:
+            self.log.error("Stopped waiting for CAMB task %s: %s", self.camb_task_id, error)
+            return events.encode_error(self.kind, self.camb_task_id, error, polls=0, elapsed=0.0)
         hook = CambHook(self.camb_conn_id)
         if self.created_at is not None:
             hook.note_created(self.camb_task_id, self.created_at)
-        event = await poll_task(
+        return await poll_task(
             hook,
-            self.kind,
+            kind,
             self.camb_task_id,
             interval=self.poll_interval,
             deadline=self._deadline(),
             log=self.log,
             wait_before_first_poll=self.wait_before_first_poll,
         )
-        yield self._trigger_event(event)
 
     def _deadline(self) -> float:
         if self.deadline is not None:
