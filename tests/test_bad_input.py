@@ -236,7 +236,7 @@ def test_a_task_id_a_missing_xcom_left_is_refused_with_a_hint(hook: CambHook, ca
     with pytest.raises(CambInputError, match="upstream XCom that should hold it is probably missing"):
         hook.get_task_status("text-to-voice", task_id)
     event = asyncio.run(_first_event(TextToVoiceTrigger(camb_task_id=task_id, poll_interval=0.05)))
-    assert event["status"] == "error" and "XCom" in event["message"]
+    assert event["outcome"] == "error" and "XCom" in event["message"]
     assert camb_standin.request_count() == 0
 
 
