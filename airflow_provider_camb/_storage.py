@@ -18,11 +18,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+from airflow_provider_camb import _deprecated
 from airflow_provider_camb.exceptions import CambInputError
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
@@ -62,9 +63,10 @@ MEDIA_EXTENSIONS: dict[str, str] = {
     "video/x-matroska": "mkv",
     "application/json": "json",
 }
-#: The name 0.1.0 gave the table.
-AUDIO_EXTENSIONS = MEDIA_EXTENSIONS
 _SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,8}")
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -1,9 +1,10 @@
 """Waiting for a CAMB task of any kind: the one waiting path of every sensor and every waiting operator.
 
 ``wait_or_defer`` checks once, finishes at once if the task is already terminal, else defers to
-``CambTaskTrigger``; ``resume`` turns the trigger's event into the same outcome; ``poll_until_terminal``
-is the worker-side loop. Every path ends in ``finish``: the run id (also pushed as XCom ``run_id``),
-or the typed error that explains the end. With ``end_from_trigger`` a SUCCESS ends in the triggerer
+``CambTaskTrigger``; ``resume`` turns the trigger's event into the same outcome; ``wait_on_worker``
+is the worker-side loop, which ends in an event of the same schema (``airflow_provider_camb.events``).
+Every path ends in ``end_of``: the run id (also pushed as XCom ``run_id``), or the typed error that
+explains the end. With ``end_from_trigger`` a SUCCESS ends in the triggerer
 itself, with the same XComs, and no worker resumes the task.
 """
 
@@ -13,21 +14,21 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from airflow_provider_camb import _deprecated, events, exceptions
 from airflow_provider_camb.api import CambTaskStatus
-from airflow_provider_camb.exceptions import CambError, CambInputError, CambWaitTimeoutError
+from airflow_provider_camb.events import WaitEvent, deadline_message
+from airflow_provider_camb.exceptions import CambError, CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import kind_of
-from airflow_provider_camb.triggers.camb_task import (
-    EVENT_TIMEOUT,
-    CambTaskTrigger,
-    deadline_message,
-    status_from_event,
-)
+from airflow_provider_camb.kinds import CambKind
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseTrigger, Context
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT", "CambWaitTimeoutError"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT"]
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 DEFAULT_POLL_INTERVAL = 5.0
 #: The longest wait of every sensor and waiting operator unless told otherwise. CAMB ends its own
@@ -44,7 +45,7 @@ class Waiter(Protocol):
     execution_timeout: timedelta | None
 
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> CambKind: ...
 
     @property
     def log(self) -> Any: ...
@@ -85,7 +86,7 @@ def seconds(value: float | timedelta, name: str) -> float:
     return float(value)
 
 
-def check_once(hook: CambHook, kind: str, camb_task_id: str, log: Any) -> CambTaskStatus | None:
+def check_once(hook: CambHook, kind: CambKind, camb_task_id: str, log: Any) -> CambTaskStatus | None:
     """One status check; None when a passing fault outlasted the hook's retries (the wait goes on)."""
     try:
         status = hook.get_task_status(kind, camb_task_id)
@@ -94,14 +95,14 @@ def check_once(hook: CambHook, kind: str, camb_task_id: str, log: Any) -> CambTa
             raise
         log.warning("Could not check CAMB task %s (%s); waiting on.", camb_task_id, error)
         return None
-    log.info("CAMB %s task %s is %s.", kind_of(kind).label, camb_task_id, status.status)
+    log.info("CAMB %s task %s is %s.", kind.label, camb_task_id, status.status)
     return status
 
 
 def trigger_for(waiter: Waiter, camb_task_id: str) -> CambTaskTrigger:
     """The trigger to defer to: first poll one interval from now, a deadline ``wait_timeout`` seconds away."""
     return CambTaskTrigger(
-        kind=waiter.kind,
+        kind=waiter.kind.name,
         camb_task_id=camb_task_id,
         camb_conn_id=waiter.camb_conn_id,
         poll_interval=waiter.poll_interval,
@@ -131,42 +132,58 @@ def resume(waiter: Waiter, context: Context, event: dict[str, Any] | str) -> int
     if not isinstance(event, dict):
         camb_task_id = waiter.waited_task_id(context)
         waiter.log.info("The trigger ended the wait (%s); reading CAMB task %s once more.", event, camb_task_id)
-        return finish(poll_until_terminal(waiter, camb_task_id), context)
-    status = status_from_event(event)
-    if status.status == EVENT_TIMEOUT:
-        detail = status.message if isinstance(status.message, str) else None
-        raise timeout_error(waiter, status.task_id, detail)
-    waiter.log.info("CAMB task %s ended with %s after %s polls.", status.task_id, status.status, event.get("polls"))
-    return finish(status, context)
+        return wait_on_worker(waiter, context, camb_task_id)
+    decoded = events.decode_event(event)
+    if decoded["outcome"] == events.FINISHED:
+        waiter.log.info(
+            "CAMB task %s ended with %s after %d polls.", decoded["task_id"], decoded["status"], decoded["polls"]
+        )
+    return end_of(waiter, decoded, context)
 
 
-def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> CambWaitTimeoutError:
+def end_of(waiter: Waiter, event: WaitEvent, context: Context) -> int:
+    """The one mapping from a wait's outcome, in the triggerer or on a worker, to the task's end."""
+    if event["outcome"] == events.ERROR:
+        raise events.error_of(event)
+    if event["outcome"] == events.DEADLINE:
+        raise timeout_error(waiter, event["task_id"], event["message"])
+    return finish(events.status_of(event), context)
+
+
+def timeout_error(waiter: Waiter, camb_task_id: str, detail: str | None = None) -> exceptions.CambWaitTimeoutError:
     """The one error of every wait that ran out of time, whichever path noticed it."""
     what = detail or deadline_message(waiter.kind, camb_task_id, polled=False)
-    return CambWaitTimeoutError(
+    return exceptions.CambWaitTimeoutError(  # not imported by name: _waiting.CambWaitTimeoutError is a 0.1.0 name
         f"{what}. {type(waiter).__name__}'s timeout is {timedelta(seconds=waiter.wait_timeout)}; raise it if tasks "
         f"take longer, or check task {camb_task_id!r} with CAMB.AI (a new attempt would create a new, paid task)."
     )
 
 
-def poll_until_terminal(waiter: Waiter, camb_task_id: str) -> CambTaskStatus:
+def wait_on_worker(waiter: Waiter, context: Context, camb_task_id: str) -> int:
+    """Wait here, on the worker, and end as a deferred wait would (``end_of``)."""
+    return end_of(waiter, poll_until_terminal(waiter, camb_task_id), context)
+
+
+def poll_until_terminal(waiter: Waiter, camb_task_id: str) -> WaitEvent:
     """Check now, then every ``poll_interval`` seconds (``time.sleep``) until a terminal status.
 
-    Passing faults are logged and the wait goes on; permanent ones (401/403, 404) end it. Past
-    ``wait_timeout`` seconds: ``CambWaitTimeoutError``. The last check happens at the deadline itself.
+    Passing faults are logged and the wait goes on; permanent ones (401/403, 404) raise. Past
+    ``wait_timeout`` seconds: a ``deadline`` event. The last check happens at the deadline itself.
     """
-    timeout = waiter.wait_timeout
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + waiter.wait_timeout
     last: CambTaskStatus | None = None
+    polls = 0
     while True:
         status = check_once(waiter.hook, waiter.kind, camb_task_id, waiter.log)
+        polls += 1
         if status is not None:
             if status.is_terminal:
-                return status
+                return events.encode_finished(status, polls, time.monotonic() - started)
             last = status
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise timeout_error(waiter, camb_task_id, deadline_message(waiter.kind, camb_task_id, last))
+            return events.encode_deadline(waiter.kind, camb_task_id, last, polls, time.monotonic() - started)
         time.sleep(min(waiter.poll_interval, remaining))
 
 

@@ -16,9 +16,10 @@ import unicodedata
 from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from airflow_provider_camb import _deprecated
 from airflow_provider_camb._connection_form import (
     DEFAULT_BACKOFF,
     DEFAULT_BACKOFF_MAX,
@@ -44,7 +45,10 @@ from airflow_provider_camb.exceptions import (
     CambTaskFailedError,
     CambValidationError,
 )
-from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
@@ -83,7 +87,7 @@ class CambTaskStatus:
     run_id: int | None = None
     message: str | dict[str, Any] | None = None
     exception_reason: str | None = None
-    kind: str = TEXT_TO_VOICE.name
+    kind: CambKind = field(kw_only=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -95,7 +99,7 @@ class CambTaskStatus:
 
     def run_id_or_raise(self) -> int:
         """Return the run id of a successful task; raise the error that explains any other end."""
-        kind = kind_of(self.kind)
+        kind = self.kind
         task = f"CAMB {kind.label} task {self.task_id!r}"
         if self.status == TaskStatus.SUCCESS:
             if self.run_id is None:
@@ -119,10 +123,6 @@ class CambTaskStatus:
         raise CambTaskFailedError(f"{task} ended with status {self.status} {details}. {advice}")
 
 
-#: The name 0.1.0 gave the status of a text-to-voice task; the same class serves every kind.
-TextToVoiceStatus = CambTaskStatus
-
-
 @dataclass(frozen=True)
 class DownloadedFile:
     """One file streamed by the hook (a preview, speech, sound, a dubbed track): its size, digest and type."""
@@ -130,10 +130,6 @@ class DownloadedFile:
     bytes: int
     sha256: str
     content_type: str | None
-
-
-#: The name 0.1.0 gave a downloaded preview; every download is a ``DownloadedFile``.
-DownloadedPreview = DownloadedFile
 
 
 @dataclass(frozen=True)
@@ -580,39 +576,36 @@ def create_text_to_sound_request(
     return _create(TEXT_TO_SOUND, body, project_name, project_description, folder_id)
 
 
-def status_request(kind: str | CambKind, task_id: object, *, created_at: float | None = None) -> ApiRequest:
+def status_request(kind: CambKind, task_id: object, *, created_at: float | None = None) -> ApiRequest:
     """``GET /{kind}/{task_id}``; ``created_at`` (epoch seconds, when this provider created the task) makes
     a 404 within ``READ_AFTER_CREATE_LAG`` seconds of it a passing fault."""
-    camb_kind = kind_of(kind)
     task_id = check_task_id(task_id)
     return ApiRequest(
         "GET",
-        camb_kind.status_path(_path_segment(task_id)),
-        f"reading the status of CAMB {camb_kind.label} task {task_id!r}",
+        kind.status_path(_path_segment(task_id)),
+        f"reading the status of CAMB {kind.label} task {task_id!r}",
         not_found_until=None if created_at is None else created_at + READ_AFTER_CREATE_LAG,
     )
 
 
-def result_request(kind: str | CambKind, run_id: object, params: dict[str, str] | None = None) -> ApiRequest:
+def result_request(kind: CambKind, run_id: object, params: dict[str, str] | None = None) -> ApiRequest:
     """``GET /{result path}/{run_id}`` of a kind (e.g. ``/text-to-voice-result/{run_id}``)."""
-    camb_kind = kind_of(kind)
     run = check_run_id(run_id)
     return ApiRequest(
-        "GET", camb_kind.result_url_path(run), f"fetching the result of CAMB {camb_kind.label} run {run}", params=params
+        "GET", kind.result_url_path(run), f"fetching the result of CAMB {kind.label} run {run}", params=params
     )
 
 
-def check_output_type(kind: str | CambKind, output_type: object) -> str:
+def check_output_type(kind: CambKind, output_type: object) -> str:
     """The ``output_type`` of a kind whose result is one media file (``RAW_BYTES`` or ``FILE_URL``)."""
-    camb_kind = kind_of(kind)
-    if not camb_kind.output_types:
-        raise CambInputError(f"A CAMB {camb_kind.label} result is not one media file; it has no output_type.")
-    if output_type not in camb_kind.output_types:
-        raise CambInputError(f"output_type must be one of {camb_kind.output_types}, got {output_type!r}.")
+    if not kind.output_types:
+        raise CambInputError(f"A CAMB {kind.label} result is not one media file; it has no output_type.")
+    if output_type not in kind.output_types:
+        raise CambInputError(f"output_type must be one of {kind.output_types}, got {output_type!r}.")
     return str(output_type)
 
 
-def media_result_request(kind: str | CambKind, run_id: object, output_type: object = "RAW_BYTES") -> ApiRequest:
+def media_result_request(kind: CambKind, run_id: object, output_type: object = "RAW_BYTES") -> ApiRequest:
     """``GET /{result path}/{run_id}?output_type=...`` of a kind whose result is one media file."""
     return result_request(kind, run_id, {"output_type": check_output_type(kind, output_type)})
 
@@ -783,18 +776,17 @@ def _unreadable(what: str, problem: str) -> CambResponseError:
     return CambResponseError(f"CAMB's reply to {what} is not in the documented shape: {problem}.")
 
 
-def parse_task_id(body: Any, kind: str | CambKind = TEXT_TO_VOICE) -> str:
+def parse_task_id(body: Any, kind: CambKind) -> str:
     """The ``task_id`` of a create reply."""
     task_id = body.get("task_id") if isinstance(body, dict) else None
     if not isinstance(task_id, (str, int)) or isinstance(task_id, bool) or not str(task_id).strip():
-        raise _unreadable(f"creating a {kind_of(kind).label} task", f"no task_id in {str(body)[:200]!r}")
+        raise _unreadable(f"creating a {kind.label} task", f"no task_id in {str(body)[:200]!r}")
     return str(task_id)
 
 
-def parse_status(body: Any, task_id: str, kind: str | CambKind = TEXT_TO_VOICE) -> CambTaskStatus:
+def parse_status(body: Any, task_id: str, kind: CambKind) -> CambTaskStatus:
     """A status reply of any kind; unknown fields are ignored, unknown status strings pass through."""
-    camb_kind = kind_of(kind)
-    what = f"reading the status of CAMB {camb_kind.label} task {task_id!r}"
+    what = f"reading the status of CAMB {kind.label} task {task_id!r}"
     if not isinstance(body, dict):
         raise _unreadable(what, f"expected a JSON object, got {type(body).__name__}")
     status = body.get("status")
@@ -819,7 +811,7 @@ def parse_status(body: Any, task_id: str, kind: str | CambKind = TEXT_TO_VOICE) 
         run_id=run_id,
         message=message,
         exception_reason=reason,
-        kind=camb_kind.name,
+        kind=kind,
     )
 
 
@@ -849,7 +841,7 @@ def _link(url: object, what: str, name: str) -> str:
     return url
 
 
-def parse_output_url(body: Any, kind: str | CambKind, run_id: int) -> str:
+def parse_output_url(body: Any, kind: CambKind, run_id: int) -> str:
     """The ``output_url`` of a ``FILE_URL`` result (a bearer link)."""
     what = result_request(kind, run_id).what
     if not isinstance(body, dict) or "output_url" not in body:

@@ -1,4 +1,4 @@
-"""Download: one large preview from the stand-in's preview server, through ``CambHook.download_preview``
+"""Download: one large preview from the stand-in's preview server, through ``CambHook.download_link``
 to a file, against ``curl`` on the same URL, alternating, in the same run.
 
 Ours runs in a fresh child process per repetition: it warms up on a small preview, resets its peak RSS
@@ -33,12 +33,12 @@ def worker(argv: list[str]) -> None:
     from airflow_provider_camb.hooks.camb import CambHook
 
     hook = CambHook()
-    hook.download_preview(args.warmup_url, args.target)
+    hook.download_link(args.warmup_url, args.target, what="a preview")
     gc.collect()
     reset = reset_peak_rss()
     rss_before, peak_before = rss_bytes(), max_rss_bytes()
     started = time.perf_counter()
-    downloaded = hook.download_preview(args.url, args.target)
+    downloaded = hook.download_link(args.url, args.target, what="a preview")
     seconds = time.perf_counter() - started
     peak_after = max_rss_bytes()
     hook.close()

@@ -220,8 +220,8 @@ def test_a_deferrable_sensor_waits_on_an_awkward_task_id_end_to_end(run_dag: Any
 def test_the_trigger_refuses_a_bad_task_id_without_a_request(camb_connection: Any, camb_task_id: Any) -> None:
     trigger = TextToVoiceTrigger(camb_task_id, poll_interval=0.2, wait_before_first_poll=False)
     events = asyncio.run(_trigger_events(trigger, 10))
-    assert [event["status"] for event in events] == ["error"]
-    assert events[0]["exception_reason"] == "CambInputError"
+    assert [event["outcome"] for event in events] == ["error"]
+    assert events[0]["error_type"] == "CambInputError"
     assert "task id" in events[0]["message"]
     assert camb_connection.request_count() == 0
 
@@ -236,7 +236,7 @@ def test_a_task_id_a_missing_xcom_left_is_refused_with_a_hint(hook: CambHook, ca
     with pytest.raises(CambInputError, match="upstream XCom that should hold it is probably missing"):
         hook.get_task_status("text-to-voice", task_id)
     event = asyncio.run(_first_event(TextToVoiceTrigger(camb_task_id=task_id, poll_interval=0.05)))
-    assert event["status"] == "error" and "XCom" in event["message"]
+    assert event["outcome"] == "error" and "XCom" in event["message"]
     assert camb_standin.request_count() == 0
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_camb.events import decode_event, error_of, status_of
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.sensors.camb_task import _triggerer_renders_templates
-from airflow_provider_camb.triggers.camb_task import CambTaskTrigger, status_from_event
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from tests.airflow_harness import AIRFLOW_3
 
 _ids = itertools.count()
@@ -51,7 +52,12 @@ def run_id_of(camb_task_id: str) -> int:
 
 def ending_in_the_triggerer(camb_task_id: str, **kwargs: Any) -> CambTaskTrigger:
     return CambTaskTrigger(
-        camb_task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, **kwargs
+        camb_task_id,
+        kind="text-to-voice",
+        poll_interval=0.1,
+        wait_before_first_poll=False,
+        end_from_trigger=True,
+        **kwargs,
     )
 
 
@@ -61,7 +67,9 @@ def ending_in_the_triggerer(camb_task_id: str, **kwargs: Any) -> CambTaskTrigger
 def test_success_ends_the_task_in_the_triggerer_with_the_run_id_as_xcoms(camb_connection):
     task_id = camb_connection.add_task(pending_seconds=0.3)
     event = first_event(
-        CambTaskTrigger(task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True)
+        CambTaskTrigger(
+            task_id, kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True
+        )
     )
     assert isinstance(event, TaskSuccessEvent)
     run_id = run_id_of(task_id)
@@ -72,7 +80,9 @@ def test_success_ends_the_task_in_the_triggerer_with_the_run_id_as_xcoms(camb_co
 def test_every_other_outcome_resumes_on_a_worker_even_when_ending_in_the_triggerer(camb_connection, outcome):
     task_id = camb_connection.add_task(pending_seconds=0.3, outcome=outcome)
     event = first_event(
-        CambTaskTrigger(task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True)
+        CambTaskTrigger(
+            task_id, kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True
+        )
     )
     assert not isinstance(event, TaskSuccessEvent)
     assert event.payload["status"] == outcome and event.payload["task_id"] == task_id
@@ -81,16 +91,16 @@ def test_every_other_outcome_resumes_on_a_worker_even_when_ending_in_the_trigger
 def test_a_deadline_resumes_on_a_worker_even_when_ending_in_the_triggerer(camb_connection):
     task_id = camb_connection.add_task(pending_seconds=60)
     trigger = CambTaskTrigger(
-        task_id, poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, timeout=1
+        task_id, kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, timeout=1
     )
-    assert first_event(trigger).payload["status"] == "timeout"
+    assert first_event(trigger).payload["outcome"] == "deadline"
 
 
 def test_an_unknown_kind_in_a_row_ends_the_wait_with_an_error_not_a_broken_triggerer(camb_connection):
     event = first_event(CambTaskTrigger("t", kind="no-such-kind", poll_interval=0.1, wait_before_first_poll=False))
-    assert event.payload["status"] == "error"
+    assert event.payload["outcome"] == "error"
     with pytest.raises(CambInputError, match="Unknown CAMB task kind 'no-such-kind'"):
-        status_from_event(event.payload)
+        raise error_of(decode_event(event.payload))
 
 
 def test_a_trigger_row_written_by_0_1_0_loads_and_finishes(camb_connection, airflow_home):
@@ -114,9 +124,8 @@ def test_a_trigger_row_written_by_0_1_0_loads_and_finishes(camb_connection, airf
     assert not isinstance(event, TaskSuccessEvent)  # 0.1.0's task waits in execute_complete: it must resume there
     payload = event.payload
     assert payload["status"] == "SUCCESS" and payload["run_id"] == run_id_of(task_id)
-    old_payload = {k: v for k, v in payload.items() if k != "kind"}  # what a 0.1.0 trigger sent
-    status = status_from_event(old_payload)
-    assert status.kind == "text-to-voice" and status.run_id_or_raise() == payload["run_id"]
+    status = status_of(decode_event(payload))  # events as 0.1.0 wrote them: tests/test_events.py
+    assert status.kind.name == "text-to-voice" and status.run_id_or_raise() == payload["run_id"]
 
 
 def _decoded_kwargs(row: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import wave
 
 import pytest
 
-from airflow_provider_camb.api import TextToVoiceStatus, classify_reply, status_request
+from airflow_provider_camb.api import CambTaskStatus, classify_reply, status_request
 from airflow_provider_camb.exceptions import (
     CambApiError,
     CambAuthError,
@@ -24,6 +24,7 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 TEXT = "Hello from Airflow. This is how I sound."
 DESCRIPTION = (
@@ -54,16 +55,16 @@ def use_connection(monkeypatch, **fields):
 def test_create_then_status_then_result_then_download(hook, camb_standin, tmp_path):
     task_id = hook.create_text_to_voice(TEXT, DESCRIPTION, project_name="demo")
     assert camb_standin.requests("create")[0].json["voice_description"] == DESCRIPTION
-    assert hook.get_text_to_voice_status(task_id).status == "PENDING"
+    assert hook.get_task_status("text-to-voice", task_id).status == "PENDING"
     deadline = time.monotonic() + 10
-    while not (status := hook.get_text_to_voice_status(task_id)).is_terminal:
+    while not (status := hook.get_task_status("text-to-voice", task_id)).is_terminal:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert status.status == "SUCCESS" and isinstance(status.run_id, int)
     previews = hook.get_text_to_voice_result(status.run_id)
     assert len(previews) == 2
     target = tmp_path / "voice.wav"
-    downloaded = hook.download_preview(previews[0], target)
+    downloaded = hook.download_link(previews[0], target, what="a preview")
     assert downloaded.bytes == target.stat().st_size > 44
     assert downloaded.content_type == "audio/wav"
     with wave.open(str(target)) as audio:
@@ -71,9 +72,9 @@ def test_create_then_status_then_result_then_download(hook, camb_standin, tmp_pa
 
 
 def test_download_to_a_file_object(hook, camb_standin):
-    run_id = hook.get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = hook.get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     buffer = io.BytesIO()
-    result = hook.download_preview(hook.get_text_to_voice_result(run_id)[1], buffer)
+    result = hook.download_link(hook.get_text_to_voice_result(run_id)[1], buffer, what="a preview")
     assert result.bytes == len(buffer.getvalue())
     assert buffer.getvalue()[:4] == b"RIFF"
 
@@ -81,8 +82,8 @@ def test_download_to_a_file_object(hook, camb_standin):
 def test_async_status_and_result(hook, camb_standin):
     task_id = camb_standin.add_task(status="SUCCESS")
 
-    async def read() -> tuple[TextToVoiceStatus, list[str]]:
-        status = await hook.aget_text_to_voice_status(task_id)
+    async def read() -> tuple[CambTaskStatus, list[str]]:
+        status = await hook.aget_task_status("text-to-voice", task_id)
         return status, await hook.aget_text_to_voice_result(status.run_id)
 
     status, previews = asyncio.run(read())
@@ -92,9 +93,9 @@ def test_async_status_and_result(hook, camb_standin):
 
 
 def test_create_custom_voice_uploads_the_file(hook, camb_standin, tmp_path):
-    run_id = hook.get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = hook.get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     path = tmp_path / "chosen.wav"
-    preview = hook.download_preview(hook.get_text_to_voice_result(run_id)[0], path)
+    preview = hook.download_link(hook.get_text_to_voice_result(run_id)[0], path, what="a preview")
     voice_id = hook.create_custom_voice(path, "Narrator", 2, run_id=run_id, age=40)
     assert isinstance(voice_id, int)
     received = camb_standin.requests("custom_voice")[0]
@@ -112,14 +113,14 @@ def test_list_source_languages(hook):
 def test_wrong_key_is_an_auth_error_that_never_shows_the_key(camb_standin, monkeypatch):
     hook = use_connection(monkeypatch, host=camb_standin.base_url, password="wrong-key-123456")
     with pytest.raises(CambAuthError) as error:
-        hook.get_text_to_voice_status("abc")
+        hook.get_task_status("text-to-voice", "abc")
     assert "wrong-key-123456" not in str(error.value)
     assert "camb_test" in str(error.value) and "API key" in str(error.value)
 
 
 def test_unknown_task_is_not_found_and_names_it(hook):
     with pytest.raises(CambNotFoundError, match="no-such-task"):
-        hook.get_text_to_voice_status("no-such-task")
+        hook.get_task_status("text-to-voice", "no-such-task")
 
 
 def test_validation_error_carries_the_server_detail(hook, camb_standin):
@@ -131,19 +132,19 @@ def test_validation_error_carries_the_server_detail(hook, camb_standin):
 
 def test_payment_required_reply_is_its_own_error():
     with pytest.raises(CambPaymentRequiredError, match="Add credits"):
-        classify_reply(status_request("text-to-voice", "t"), 402, {}, b'{"detail": "no credits"}', "camb_default")
+        classify_reply(status_request(TEXT_TO_VOICE, "t"), 402, {}, b'{"detail": "no credits"}', "camb_default")
 
 
 def test_other_client_errors_are_permanent_api_errors():
     with pytest.raises(CambApiError, match="HTTP 418"):
-        classify_reply(status_request("text-to-voice", "t"), 418, {}, b"teapot", "camb_default")
+        classify_reply(status_request(TEXT_TO_VOICE, "t"), 418, {}, b"teapot", "camb_default")
 
 
 def test_retries_stop_at_the_limit_with_a_clear_error(hook, camb_standin):
     task_id = camb_standin.add_task()
     camb_standin.inject("http_503", endpoint="status", times=10)
     with pytest.raises(CambServerError, match="HTTP 503"):
-        hook.get_text_to_voice_status(task_id)
+        hook.get_task_status("text-to-voice", task_id)
     assert camb_standin.request_count("status") == 3  # 1 + retries
 
 
@@ -154,17 +155,17 @@ def test_retries_stop_at_the_limit_with_a_clear_error(hook, camb_standin):
 def test_each_passing_fault_is_retried_then_succeeds(hook, camb_standin, fault, error):
     task_id = camb_standin.add_task()
     camb_standin.inject(fault, endpoint="status", times=2)
-    assert hook.get_text_to_voice_status(task_id).status == "PENDING"
+    assert hook.get_task_status("text-to-voice", task_id).status == "PENDING"
     assert camb_standin.request_count("status") == 3
     camb_standin.inject(fault, endpoint="status", times=3)
     with pytest.raises(error):
-        hook.get_text_to_voice_status(task_id)
+        hook.get_task_status("text-to-voice", task_id)
 
 
 def test_a_503_then_200_succeeds(hook, camb_standin):
     task_id = camb_standin.add_task(status="SUCCESS")
     camb_standin.inject("http_503", endpoint="status", times=1)
-    assert hook.get_text_to_voice_status(task_id).status == "SUCCESS"
+    assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
     assert camb_standin.request_count("status") == 2
 
 
@@ -172,14 +173,14 @@ def test_a_429_waits_its_retry_after(hook, camb_standin):
     task_id = camb_standin.add_task(status="SUCCESS")
     camb_standin.inject("rate_limit", endpoint="status", times=1, retry_after=1)
     started = time.monotonic()
-    assert hook.get_text_to_voice_status(task_id).status == "SUCCESS"
+    assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
     assert time.monotonic() - started >= 1.0
 
 
 def test_a_429_with_an_http_date_is_understood(hook, camb_standin):
     camb_standin.inject("rate_limit", endpoint="status", times=5, retry_after=0, date_form=True)
     with pytest.raises(CambRateLimitError) as error:
-        hook.get_text_to_voice_status(camb_standin.add_task())
+        hook.get_task_status("text-to-voice", camb_standin.add_task())
     assert error.value.retry_after is not None and error.value.retry_after < 5
 
 
@@ -211,11 +212,11 @@ def test_a_refused_create_is_retried_because_it_never_left(camb_standin, monkeyp
 
 
 def test_the_key_never_reaches_the_preview_host_nor_the_logs(hook, camb_standin, tmp_path, capfd):
-    run_id = hook.get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = hook.get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     for index, url in enumerate(hook.get_text_to_voice_result(run_id)):
-        hook.download_preview(url, tmp_path / f"{index}.wav")
+        hook.download_link(url, tmp_path / f"{index}.wav", what="a preview")
     camb_standin.inject("http_503", endpoint="status", times=1)
-    hook.get_text_to_voice_status(camb_standin.add_task())  # a retry is logged too
+    hook.get_task_status("text-to-voice", camb_standin.add_task())  # a retry is logged too
     out, err = capfd.readouterr()
     logs = out + err
     assert "Retrying" in logs
@@ -233,7 +234,7 @@ def test_the_key_never_reaches_the_preview_host_nor_the_logs(hook, camb_standin,
 @pytest.mark.parametrize("task_id", ["../x", "..", "a/../b", "x y", "ü?#", "%2F"])
 def test_ids_are_encoded_and_reach_the_server_exactly(hook, camb_standin, task_id):
     with pytest.raises(CambNotFoundError):
-        hook.get_text_to_voice_status(task_id)
+        hook.get_task_status("text-to-voice", task_id)
     received = camb_standin.requests("status")
     assert [r.path_id for r in received] == [task_id]
     assert received[0].path.startswith("/text-to-voice/")
@@ -245,7 +246,7 @@ def test_the_same_ids_are_encoded_on_the_async_path(hook, camb_standin):
     async def read_all() -> None:
         for task_id in ids:
             with pytest.raises(CambNotFoundError):
-                await hook.aget_text_to_voice_status(task_id)
+                await hook.aget_task_status("text-to-voice", task_id)
 
     asyncio.run(read_all())
     assert [r.path_id for r in camb_standin.requests("status")] == ids
@@ -264,14 +265,14 @@ def test_the_same_ids_are_encoded_on_the_async_path(hook, camb_standin):
 def test_bad_connections_are_refused_before_any_request(camb_standin, monkeypatch, fields, message):
     hook = use_connection(monkeypatch, **fields)
     with pytest.raises(CambInputError, match=message):
-        hook.get_text_to_voice_status("abc")
+        hook.get_task_status("text-to-voice", "abc")
     assert camb_standin.request_count() == 0
 
 
 @pytest.mark.parametrize("task_id", ["", "   ", None, 42])
 def test_bad_task_ids_are_refused_before_any_request(hook, camb_standin, task_id):
     with pytest.raises(CambInputError, match="task id"):
-        hook.get_text_to_voice_status(task_id)
+        hook.get_task_status("text-to-voice", task_id)
     assert camb_standin.request_count() == 0
 
 

@@ -188,7 +188,7 @@ def test_files_in_object_storage_are_reported_in_their_bucket_namespace(
     from tests.test_operators import memory_folder
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
-    run_id = CambHook().get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     folder = memory_folder()  # memory://camb-tests/<uuid>: not local, like s3://bucket/prefix
     operator = TextToVoiceResultOperator(task_id="download", run_id=run_id, destination=folder)
     operator.execute({"ti": None})  # type: ignore[arg-type]
@@ -230,7 +230,7 @@ def test_without_the_openlineage_provider_nothing_fails_and_nothing_warns(
     from airflow_provider_camb.hooks.camb import CambHook
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
-    run_id = CambHook().get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     operator = TextToVoiceResultOperator(task_id="download", run_id=run_id, destination=str(tmp_path))
     assert len(operator.execute({"ti": None})) == 2  # type: ignore[arg-type]
     caplog.clear()

@@ -183,7 +183,7 @@ def test_previews_on_another_loopback_address_are_refused_and_nothing_reaches_it
 ) -> None:
     standin = camb_standin_factory(pending_seconds=0, storage_host="127.0.0.2")
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", standin.connection_json())
-    run_id = CambHook().get_text_to_voice_status(standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", standin.add_task(status="SUCCESS")).run_id
     operator = TextToVoiceResultOperator(task_id="download", run_id=run_id, destination=str(tmp_path))
     with pytest.raises(CambLinkNotAllowedError, match=r"host '127\.0\.0\.2'") as caught:
         operator.execute({"ti": None})

@@ -79,7 +79,7 @@ def test_no_download_logs_a_link_or_the_key_at_debug(
     for operator in downloads:
         operator.execute({"ti": _Ti()})
     links = hook.get_text_to_voice_result(run_of("text-to-voice"))
-    hook.download_preview(links[0], tmp_path / "one.wav")  # the path form too
+    hook.download_link(links[0], tmp_path / "one.wav", what="a preview")  # the path form too
     served = camb_standin.requests("preview") + camb_standin.requests("media")
     assert len(served) == 2 + 1 + 1 + 2 * 2 + 1  # previews, FILE_URL speech and sound, dubbed audio and video
 
@@ -171,9 +171,11 @@ def first_event(trigger: CambTaskTrigger) -> dict[str, Any]:
 def test_no_trigger_event_holds_the_key(monkeypatch: pytest.MonkeyPatch, status: int, body: object) -> None:
     with HostileServer(echo_key(status, body)) as server:
         use_api(monkeypatch, server)
-        event = first_event(CambTaskTrigger("t1", poll_interval=0.1, wait_before_first_poll=False, timeout=30))
+        event = first_event(
+            CambTaskTrigger("t1", kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, timeout=30)
+        )
     stored = json.dumps(event)  # what Airflow writes to task_instance.next_kwargs
-    assert event["status"] in ("error", "ERROR")
+    assert event["outcome"] == "error" or event["status"] == "ERROR"
     assert KEY not in stored and "***" in stored
 
 
@@ -188,7 +190,9 @@ def test_a_key_that_cannot_be_a_header_is_refused_without_showing_it(monkeypatch
         use_api(monkeypatch, server, password=key)
         with pytest.raises(CambInputError, match="control character or a character outside Latin-1") as caught:
             CambHook().get_task_status("text-to-voice", "t1")
-        event = first_event(CambTaskTrigger("t1", poll_interval=0.1, wait_before_first_poll=False, timeout=30))
+        event = first_event(
+            CambTaskTrigger("t1", kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, timeout=30)
+        )
         for text in (str(caught.value), json.dumps(event)):
             assert key not in text and repr(key) not in text and repr(key)[1:-1] not in text
             assert "abc" not in text  # not even a part of it

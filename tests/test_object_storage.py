@@ -60,7 +60,7 @@ def bucket(s3_connection: MotoS3) -> str:
 
 
 def finished_run(standin) -> int:
-    run_id = CambHook().get_text_to_voice_status(standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", standin.add_task(status="SUCCESS")).run_id
     assert isinstance(run_id, int)
     standin.clear_requests()
     return run_id

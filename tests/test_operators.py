@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
+from airflow_provider_camb._storage import media_extension
 from airflow_provider_camb.exceptions import (
     CambApiError,
     CambAuthError,
@@ -32,14 +33,13 @@ from airflow_provider_camb.exceptions import (
     CambTaskFailedError,
     CambUncertainCreateError,
     CambValidationError,
+    CambWaitTimeoutError,
 )
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.text_to_voice import (
     CambCreateCustomVoiceOperator,
-    CambWaitTimeoutError,
     TextToVoiceOperator,
     TextToVoiceResultOperator,
-    preview_extension,
 )
 from tests.airflow_harness import HAS_TASK_STATE_STORE
 
@@ -80,7 +80,7 @@ def camb(camb_standin, monkeypatch):
 
 def finished_run(standin) -> int:
     """A SUCCESS run on the stand-in; its run id."""
-    run_id = CambHook().get_text_to_voice_status(standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", standin.add_task(status="SUCCESS")).run_id
     assert isinstance(run_id, int)
     standin.clear_requests()
     return run_id
@@ -484,7 +484,7 @@ def test_bad_result_input_is_refused_before_any_request(camb, tmp_path, run_id, 
     ],
 )
 def test_the_extension_comes_from_the_content_type_then_the_link(content_type, url, extension):
-    assert preview_extension(content_type, url) == extension
+    assert media_extension(content_type, url) == extension
 
 
 # --- CambCreateCustomVoiceOperator -------------------------------------------------------------

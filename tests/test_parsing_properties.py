@@ -20,8 +20,8 @@ from requests.structures import CaseInsensitiveDict
 
 from airflow_provider_camb.api import (
     ApiRequest,
+    CambTaskStatus,
     TaskStatus,
-    TextToVoiceStatus,
     classify_reply,
     create_text_to_voice_request,
     parse_previews,
@@ -39,6 +39,7 @@ from airflow_provider_camb.exceptions import (
     CambResponseError,
     CambServerError,
 )
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -47,8 +48,8 @@ DESCRIPTION = (
     "with a gentle and friendly tone suited to bedtime stories."
 )
 REQUESTS: list[ApiRequest] = [
-    status_request("text-to-voice", "task-1"),
-    result_request("text-to-voice", 7),
+    status_request(TEXT_TO_VOICE, "task-1"),
+    result_request(TEXT_TO_VOICE, 7),
     source_languages_request(),
     create_text_to_voice_request("Hello there.", DESCRIPTION),
 ]
@@ -228,11 +229,11 @@ def test_a_validation_detail_with_a_non_list_loc_still_gives_a_readable_error() 
 @PROPERTY
 @given(body=st.one_of(status_replies, json_values))
 def test_parse_status_gives_a_well_formed_status_or_a_response_error(body: Any) -> None:
-    ok, outcome = typed_or_camb_error(lambda: parse_status(body, "task-1"))
+    ok, outcome = typed_or_camb_error(lambda: parse_status(body, "task-1", TEXT_TO_VOICE))
     if not ok:
         assert isinstance(outcome, CambResponseError)
         return
-    status: TextToVoiceStatus = outcome
+    status: CambTaskStatus = outcome
     assert status.task_id == "task-1"
     assert isinstance(status.status, str) and status.status == status.status.strip().upper() and status.status
     assert status.run_id is None or (isinstance(status.run_id, int) and status.run_id >= 0)
@@ -243,7 +244,7 @@ def test_parse_status_gives_a_well_formed_status_or_a_response_error(body: Any) 
 @PROPERTY
 @given(body=status_replies)
 def test_a_terminal_status_always_yields_a_run_id_or_a_camb_error(body: Any) -> None:
-    ok, status = typed_or_camb_error(lambda: parse_status(body, "task-1"))
+    ok, status = typed_or_camb_error(lambda: parse_status(body, "task-1", TEXT_TO_VOICE))
     if ok and status.is_terminal:
         ok, run_id = typed_or_camb_error(status.run_id_or_raise)
         if ok:
@@ -256,7 +257,7 @@ def test_a_terminal_status_always_yields_a_run_id_or_a_camb_error(body: Any) -> 
     extra=st.dictionaries(st.text(max_size=10).filter(lambda k: k not in {"status", "run_id"}), json_values),
 )
 def test_unknown_status_strings_and_extra_fields_pass_through(status: str, extra: dict[str, Any]) -> None:
-    parsed = parse_status({**extra, "status": status}, "task-1")
+    parsed = parse_status({**extra, "status": status}, "task-1", TEXT_TO_VOICE)
     assert parsed.status == status.strip().upper()
     assert parsed.is_terminal == (parsed.status in TaskStatus.TERMINAL)
 
@@ -284,7 +285,7 @@ def test_a_preview_link_that_is_not_a_valid_url_is_a_response_error(url: str) ->
 @PROPERTY
 @given(body=id_replies)
 def test_parse_task_id_gives_a_non_empty_string_or_a_response_error(body: Any) -> None:
-    ok, outcome = typed_or_camb_error(lambda: parse_task_id(body))
+    ok, outcome = typed_or_camb_error(lambda: parse_task_id(body, TEXT_TO_VOICE))
     if ok:
         assert isinstance(outcome, str) and outcome.strip()
     else:

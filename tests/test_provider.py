@@ -361,7 +361,7 @@ def test_plain_http_off_loopback_sends_nothing(camb_standin: Any, monkeypatch: p
     refused_before = len(loopback_only.REFUSED)
     hook = use_connection(monkeypatch, host=f"http://10.0.0.5:{camb_standin.port}", password=camb_standin.api_key)
     with pytest.raises(CambInputError, match="plain http") as error:
-        hook.get_text_to_voice_status("abc")
+        hook.get_task_status("text-to-voice", "abc")
     assert "10.0.0.5" in str(error.value) and camb_standin.api_key not in str(error.value)
     with pytest.raises(CambInputError, match="plain http"):
         hook.create_text_to_voice("Hello.", "A calm voice. " * 10)
@@ -402,7 +402,7 @@ def test_a_connection_without_a_key_is_refused_before_any_request(
 ) -> None:
     hook = use_connection(monkeypatch, host=camb_standin.base_url, **fields)
     with pytest.raises(CambInputError, match=r"no API key: put your CAMB\.AI API key in its Password field"):
-        hook.get_text_to_voice_status("abc")
+        hook.get_task_status("text-to-voice", "abc")
     with pytest.raises(CambInputError, match="no API key"):
         hook.create_text_to_voice("Hello.", "A calm voice. " * 10)
     assert camb_standin.request_count() == 0
@@ -411,7 +411,7 @@ def test_a_connection_without_a_key_is_refused_before_any_request(
 def test_a_task_id_like_dot_dot_slash_x_stays_inside_its_path(camb_connection: Any) -> None:
     """``../x`` is sent encoded (CAMB task ids are opaque strings): it reaches the status endpoint, no other."""
     with pytest.raises(CambNotFoundError, match=r"CAMB text-to-voice task '\.\./x'"):
-        CambHook().get_text_to_voice_status("../x")
+        CambHook().get_task_status("text-to-voice", "../x")
     (request,) = camb_connection.requests()
     assert (request.endpoint, request.path_id) == ("status", "../x")
     assert request.path == "/text-to-voice/%2E%2E%2Fx"

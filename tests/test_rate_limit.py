@@ -155,7 +155,7 @@ def test_a_wait_whose_turn_comes_after_its_deadline_ends_as_a_timeout(camb_stand
 
     (events,) = run_all(waits(task_ids, "camb_default", poll_interval=0.2, deadline=time.time() + 2.0))
 
-    assert [event["status"] for event in events] == ["timeout"] * 6
+    assert [event["outcome"] for event in events] == ["deadline"] * 6
     held_back = [event for event in events if "rate limit" in event["message"]]
     assert held_back, [event["message"] for event in events]
     assert "held back" in held_back[0]["message"] and camb_standin.api_key not in held_back[0]["message"]
@@ -275,7 +275,7 @@ def test_the_worker_side_keeps_honouring_retry_after(camb_standin, monkeypatch):
     camb_standin.inject("rate_limit", endpoint="status", times=1, retry_after=1)
     task_id = camb_standin.add_task(status="SUCCESS")
     with CambHook() as hook:
-        assert hook.get_text_to_voice_status(task_id).status == "SUCCESS"
+        assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
     first, second = camb_standin.requests("status")
     assert (first.status, second.status) == (429, 200)
     assert second.time - first.time >= 1.0

@@ -251,7 +251,7 @@ def test_max_bytes_on_a_result_operator_refuses_big_previews_and_writes_nothing(
     camb_standin: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
-    run_id = CambHook().get_text_to_voice_status(camb_standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
     operator = TextToVoiceResultOperator(task_id="d", run_id=run_id, destination=str(tmp_path), max_bytes=1000)
     with pytest.raises(CambReplyTooLargeError, match="announces 44144 bytes, over the limit of 1000"):
         operator.execute({"ti": None})

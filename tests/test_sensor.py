@@ -7,8 +7,9 @@ import itertools
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
-from airflow_provider_camb.api import TextToVoiceStatus
+from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.exceptions import CambResponseError, CambWaitTimeoutError
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 
 _ids = itertools.count()
 STARTUP = 8.0  # dag.test() needs ~5 s before a task runs; tasks meant to be seen PENDING outlast that
@@ -116,4 +117,4 @@ def test_unknown_camb_task_fails_naming_it(run_dag, camb_connection, capfd):
 
 def test_success_without_a_run_id_is_an_error_not_a_none():
     with pytest.raises(CambResponseError, match="no run_id"):
-        TextToVoiceStatus(task_id="t", status="SUCCESS", run_id=None).run_id_or_raise()
+        CambTaskStatus(task_id="t", status="SUCCESS", run_id=None, kind=TEXT_TO_VOICE).run_id_or_raise()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_camb.events import FinishedEvent
 from airflow_provider_camb.hooks._shared_session import open_sessions
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
 
@@ -70,7 +71,8 @@ def test_pending_then_success_yields_the_run_id(camb_connection):
     assert isinstance(event["run_id"], int)
     assert event["task_id"] == task_id
     assert event["polls"] >= 2  # at least one PENDING, then SUCCESS
-    assert set(event) == {"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed", "kind"}
+    assert event["outcome"] == "finished" and event["kind"] == "text-to-voice"
+    assert set(event) == set(FinishedEvent.__annotations__)
 
 
 @pytest.mark.parametrize("outcome", ["ERROR", "TIMEOUT", "PAYMENT_REQUIRED"])
@@ -100,23 +102,23 @@ def test_unauthorized_ends_the_wait_with_an_error_naming_the_cause(camb_connecti
     task_id = camb_connection.add_task(pending_seconds=5)
     camb_connection.inject("unauthorized", endpoint="status", times=1)
     event = run_trigger(trigger_for(task_id))
-    assert event["status"] == "error"
-    assert event["exception_reason"] == "CambAuthError"
+    assert event["outcome"] == "error"
+    assert event["error_type"] == "CambAuthError"
     assert "API key" in event["message"] and camb_connection.api_key not in event["message"]
     assert camb_connection.request_count("status") == 1  # permanent: no retries burned
 
 
 def test_unknown_task_ends_with_an_error_naming_the_task(camb_connection):
     event = run_trigger(trigger_for("no-such-task"))
-    assert event["status"] == "error"
-    assert event["exception_reason"] == "CambNotFoundError"
+    assert event["outcome"] == "error"
+    assert event["error_type"] == "CambNotFoundError"
     assert "no-such-task" in event["message"]
 
 
 def test_deadline_reached_ends_in_timeout(camb_connection):
     task_id = camb_connection.add_task(pending_seconds=60)
     event = run_trigger(trigger_for(task_id, deadline=time.time() + 1.0))
-    assert event["status"] == "timeout"
+    assert event["outcome"] == "deadline"
     assert "PENDING" in event["message"]
     assert event["polls"] >= 1
 
@@ -125,7 +127,7 @@ def test_deadline_during_an_outage_ends_in_timeout_naming_the_last_failure(camb_
     task_id = camb_connection.add_task(pending_seconds=60)
     camb_connection.inject("http_503", endpoint="status", times=1000)
     event = run_trigger(trigger_for(task_id, deadline=time.time() + 1.5))
-    assert event["status"] == "timeout"
+    assert event["outcome"] == "deadline"
     assert "HTTP 503" in event["message"]
 
 

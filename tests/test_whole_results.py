@@ -31,7 +31,7 @@ def camb(camb_standin: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def finished_run(standin: Any) -> int:
-    run_id = CambHook().get_text_to_voice_status(standin.add_task(status="SUCCESS")).run_id
+    run_id = CambHook().get_task_status("text-to-voice", standin.add_task(status="SUCCESS")).run_id
     assert isinstance(run_id, int)
     standin.clear_requests()
     return run_id
@@ -103,7 +103,7 @@ def test_a_failed_download_to_a_path_leaves_the_existing_file_as_it_was(
     link = hook.get_text_to_voice_result(finished_run(camb))[0]
     camb.inject(fault, endpoint="preview", times=5)  # more than the retries
     with pytest.raises(error):
-        hook.download_preview(link, existing)
+        hook.download_link(link, existing, what="a preview")
     assert existing.read_bytes() == before
     assert [p.name for p in existing.parent.iterdir()] == [existing.name]  # no temporary file left
 
@@ -112,8 +112,8 @@ def test_a_download_to_a_path_replaces_the_file_only_when_whole(camb: Any, exist
     hook = CambHook()
     link = hook.get_text_to_voice_result(finished_run(camb))[0]
     camb.inject("truncate", endpoint="preview", times=1)  # the first try is cut off; the retry is whole
-    downloaded = hook.download_preview(link, existing)
+    downloaded = hook.download_link(link, existing, what="a preview")
     assert existing.stat().st_size == downloaded.bytes and existing.read_bytes()[:4] == b"RIFF"
     assert existing.read_bytes()[4:5] != b"k"
     assert [p.name for p in existing.parent.iterdir()] == [existing.name]
-    assert downloaded == hook.download_preview(link, io.BytesIO())  # the same bytes as a fresh download
+    assert downloaded == hook.download_link(link, io.BytesIO(), what="a preview")  # the same bytes as a fresh download

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
-from tenacity import RetryCallState, stop_after_attempt, stop_never, wait_exponential_jitter
+from tenacity import RetryCallState, stop_after_attempt, stop_never
 
 from airflow_provider_camb.api import ApiRequest, CambSettings
 from airflow_provider_camb.exceptions import CambError, CambRateLimitError
@@ -19,6 +20,15 @@ def should_retry(error: BaseException, may_repeat: bool) -> bool:
     if not isinstance(error, CambError) or not error.transient:
         return False
     return may_repeat or isinstance(error, CambRateLimitError) or not error.request_sent
+
+
+def backoff_delay(attempt: int, backoff: float, backoff_max: float) -> float:
+    """Exponential backoff with jitter: ``backoff * 2**(attempt - 1) + uniform(0, backoff)``, at most ``backoff_max``.
+
+    Written here rather than tenacity's ``wait_exponential_jitter``, whose parameters differ between the
+    tenacity releases Airflow 2.11 and 3.3 allow (``initial`` is deprecated in 9.x).
+    """
+    return min(backoff_max, backoff * 2.0 ** min(attempt - 1, 64) + random.uniform(0, backoff))
 
 
 def retry_policy(
@@ -36,13 +46,15 @@ def retry_policy(
     delay (``Retry-After``) is honoured, otherwise the wait grows exponentially with jitter.
     """
     repeatable = request.may_repeat if may_repeat is None else may_repeat
-    backoff = wait_exponential_jitter(initial=settings.backoff, max=settings.backoff_max, jitter=settings.backoff)
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         asked = getattr(error, "retry_after", None)
         # A server's requested delay is honoured, up to a cap: a Retry-After of a year must not park a worker.
-        delay = min(float(asked), MAX_RETRY_AFTER) if asked is not None else float(backoff(state))
+        if asked is not None:
+            delay = min(float(asked), MAX_RETRY_AFTER)
+        else:
+            delay = backoff_delay(state.attempt_number, settings.backoff, settings.backoff_max)
         if retry_until is not None and math.isfinite(retry_until):
             delay = max(0.0, min(delay, retry_until - time.time()))
         return delay

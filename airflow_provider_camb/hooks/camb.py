@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mas
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_camb._connection_form import UI_FIELD_BEHAVIOUR, connection_form_widgets
+from airflow_provider_camb._deprecated import HookMethods
 from airflow_provider_camb._link_policy import LinkPolicy
 from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
@@ -63,7 +64,7 @@ from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_st
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.hooks._sync_http import api_url, download, new_session, send_json
-from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
 
 _KEY_CHANGED = (
     "CAMB refused the API key of connection %r, which holds another key now (rotated?): sending again with it."
@@ -71,10 +72,12 @@ _KEY_CHANGED = (
 T = TypeVar("T")
 
 
-class CambHook(BaseHook):
+class CambHook(HookMethods, BaseHook):
     """Talk to the CAMB.AI API through an Airflow connection of type ``camb``.
 
-    The connection's Password holds the API key; its Host optionally overrides the base URL
+    The 0.1.0 methods ``get_text_to_voice_status``, ``aget_text_to_voice_status`` and ``download_preview``
+    still work, with a ``DeprecationWarning`` (``_deprecated.HookMethods``). The connection's Password
+    holds the API key; its Host optionally overrides the base URL
     (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
     ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
     ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none),
@@ -332,6 +335,7 @@ class CambHook(BaseHook):
         A 404 within 30 s after this provider created the task (``note_created``) is read-after-create
         lag: retried like a passing fault.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(self._send(request), task_id, kind)
 
@@ -345,16 +349,9 @@ class CambHook(BaseHook):
         :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
             instead of the connection's retry count.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = status_request(kind, task_id, created_at=self.created_at(task_id))
         return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
-
-    def get_text_to_voice_status(self, task_id: str) -> CambTaskStatus:
-        """The current status of a CAMB text-to-voice task."""
-        return self.get_task_status(TEXT_TO_VOICE, task_id)
-
-    async def aget_text_to_voice_status(self, task_id: str, *, retry_until: float | None = None) -> CambTaskStatus:
-        """The current status of a CAMB text-to-voice task, without blocking the loop."""
-        return await self.aget_task_status(TEXT_TO_VOICE, task_id, retry_until=retry_until)
 
     def get_text_to_voice_result(self, run_id: int | str) -> list[str]:
         """The preview URLs (the generated sample voices) of a successful run."""
@@ -369,12 +366,6 @@ class CambHook(BaseHook):
     def list_source_languages(self) -> list[Any]:
         """The languages CAMB accepts (a free, authenticated read)."""
         return parse_languages(self._send(source_languages_request()))
-
-    def download_preview(
-        self, url: str, target: str | os.PathLike[str] | IO[bytes], *, max_bytes: int | None = None
-    ) -> DownloadedFile:
-        """Stream one preview (a link from ``get_text_to_voice_result``) to a path or a writable binary file."""
-        return self.download_link(url, target, what="a preview", max_bytes=max_bytes)
 
     def download_link(
         self,
@@ -413,6 +404,7 @@ class CambHook(BaseHook):
         For the kinds whose result is one media file (``tts``, ``translated-tts``, ``text-to-sound``).
         The reply is the audio itself; it is sent with the API key to the API host only, never redirected.
         """
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         request = media_result_request(kind, run_id, "RAW_BYTES")
         downloaded = self._with_the_newest_key(
             lambda settings: self._download(
@@ -434,6 +426,7 @@ class CambHook(BaseHook):
 
     def get_result_link(self, kind: str | CambKind, run_id: int | str) -> str:
         """The ``output_url`` (a bearer link) of a run's media result (``output_type=FILE_URL``)."""
+        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
         run = check_run_id(run_id)
         return parse_output_url(self._send(media_result_request(kind, run, "FILE_URL")), kind, run)
 

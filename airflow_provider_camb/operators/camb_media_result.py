@@ -9,7 +9,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb._storage import media_extension, write_atomically
 from airflow_provider_camb.api import DownloadedFile, check_output_type, url_host
-from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.kinds import CambKind
 from airflow_provider_camb.operators.camb_result import CambResultOperator
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class CambMediaResultOperator(CambResultOperator):
     """
 
     #: The CAMB task kind whose result this operator saves.
-    kind: ClassVar[str]
+    kind: ClassVar[CambKind]
     template_fields: Sequence[str] = (*CambResultOperator.template_fields, "output_type")
 
     def __init__(self, *, output_type: str = "RAW_BYTES", **kwargs: Any) -> None:
@@ -47,7 +47,7 @@ class CambMediaResultOperator(CambResultOperator):
         check_output_type(self.kind, self.output_type)
 
     def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> dict[str, Any]:
-        kind = kind_of(self.kind)
+        kind = self.kind
         fetch: Callable[[IO[bytes]], DownloadedFile]
         if self.output_type == "FILE_URL":
             url = self.hook.get_result_link(kind, run_id)

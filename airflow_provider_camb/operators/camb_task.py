@@ -14,7 +14,7 @@ from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, loo
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.api import CambTaskStatus, TaskStatus, whole_number
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.kinds import CambKind
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -55,8 +55,8 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         whose id is unknown (default False: fail without retries, which never pays twice).
     """
 
-    #: The CAMB task kind this operator starts (a name in ``airflow_provider_camb.kinds.KINDS``).
-    kind: ClassVar[str]
+    #: The CAMB task kind this operator starts (one of ``airflow_provider_camb.kinds.KINDS``).
+    kind: ClassVar[CambKind]
     #: The fields every CAMB create accepts; subclasses add them to their ``template_fields``.
     project_fields: ClassVar[tuple[str, ...]] = ("project_name", "project_description", "folder_id")
     #: The field whose start, with the project name, lets a person recognise the task in CAMB.AI.
@@ -130,14 +130,14 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         elif self.deferrable:
             run_id = _waiting.wait_or_defer(self, context, camb_task_id)
         else:
-            run_id = _waiting.finish(_waiting.poll_until_terminal(self, camb_task_id), context)
+            run_id = _waiting.wait_on_worker(self, context, camb_task_id)
         self._record(camb_task_id, run_id)
         return run_id
 
     def _task_of_this_try(self, context: Context) -> tuple[str, CambTaskStatus | None]:
         """An earlier try's task that is PENDING or SUCCESS (with its status), else a new one."""
         memory = TaskMemory.of(context, self)
-        create = CambCreate(TASK, f"CAMB {kind_of(self.kind).label} task", self.look_for())
+        create = CambCreate(TASK, f"CAMB {self.kind.label} task", self.look_for())
         earlier = memory.recall(create)
         if earlier is not None:
             camb_task_id = str(earlier.camb_id)
@@ -172,4 +172,4 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
 
     def _record(self, camb_task_id: str, run_id: int | None = None) -> None:
         """What this task created, for lineage (recorded here: reporting it later must do no I/O)."""
-        self.record_task(self.hook.settings.base_url, kind_of(self.kind), camb_task_id, run_id)
+        self.record_task(self.hook.settings.base_url, self.kind, camb_task_id, run_id)

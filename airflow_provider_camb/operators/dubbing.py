@@ -47,7 +47,7 @@ class CambDubbingOperator(CambTaskOperator):
     :param target_transcripts: Optional list of translated SRT inputs, one per target language.
     """
 
-    kind = DUB.name
+    kind = DUB
     template_fields: Sequence[str] = (
         "video_url",
         "source_language",

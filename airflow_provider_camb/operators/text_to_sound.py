@@ -26,7 +26,7 @@ class CambTextToSoundOperator(CambTaskOperator):
     :param audio_type: Optional ``"sound"`` or ``"music"`` (templated).
     """
 
-    kind = TEXT_TO_SOUND.name
+    kind = TEXT_TO_SOUND
     template_fields: Sequence[str] = (
         "prompt",
         "duration",
@@ -66,4 +66,4 @@ class CambTextToSoundResultOperator(CambMediaResultOperator):
     returns ``{"path", "bytes", "sha256", "content_type"}``. See ``CambMediaResultOperator`` for the parameters.
     """
 
-    kind = TEXT_TO_SOUND.name
+    kind = TEXT_TO_SOUND

@@ -37,7 +37,7 @@ class CambTextToSpeechOperator(CambTaskOperator):
     :param age: Optional age of the speaker (templated).
     """
 
-    kind = TTS.name
+    kind = TTS
     template_fields: Sequence[str] = (
         "text",
         "voice_id",
@@ -92,7 +92,7 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
     :param chosen_dictionaries: Optional list of CAMB dictionary ids.
     """
 
-    kind = TRANSLATED_TTS.name
+    kind = TRANSLATED_TTS
     template_fields: Sequence[str] = (
         "text",
         "voice_id",
@@ -151,4 +151,4 @@ class CambTextToSpeechResultOperator(CambMediaResultOperator):
     See ``CambMediaResultOperator`` for the parameters.
     """
 
-    kind = TTS.name
+    kind = TTS

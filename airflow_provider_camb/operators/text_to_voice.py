@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
+from airflow_provider_camb import _deprecated
 from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
 from airflow_provider_camb.api import check_run_id, create_custom_voice_request, url_host
 from airflow_provider_camb.api import digits as _digits
-from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
+from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.operators._voice_choice import kept_preview
@@ -36,26 +37,19 @@ if TYPE_CHECKING:
     from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator as CambChooseVoiceOperator
 
 
-__all__ = [
-    "CambCreateCustomVoiceOperator",
-    "CambWaitTimeoutError",
-    "TextToVoiceOperator",
-    "TextToVoiceResultOperator",
-]
+__all__ = ["CambCreateCustomVoiceOperator", "TextToVoiceOperator", "TextToVoiceResultOperator"]
+
+_moved_from_0_1_0 = _deprecated.module_getattr(__name__)
 
 
 def __getattr__(name: str) -> Any:
-    """``CambChooseVoiceOperator``, imported on first use (before Airflow 3.1: ``CambAirflowVersionError``)."""
+    """``CambChooseVoiceOperator``, imported on first use (before Airflow 3.1: ``CambAirflowVersionError``);
+    the 0.1.0 names of this module, each with a warning once."""
     if name == "CambChooseVoiceOperator":
         from airflow_provider_camb.operators._choose_voice import CambChooseVoiceOperator
 
         return CambChooseVoiceOperator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def preview_extension(content_type: str | None, url: str) -> str:
-    """The file extension of a preview: from its Content-Type, else from its URL's path, else ``bin``."""
-    return media_extension(content_type, url)
+    return _moved_from_0_1_0(name, depth=1)
 
 
 def preview_file_name(run_id: int, index: int, extension: str) -> str:
@@ -76,7 +70,7 @@ class TextToVoiceOperator(CambTaskOperator):
     :param check_description: Refuse descriptions CAMB would not process before sending (default True).
     """
 
-    kind = TEXT_TO_VOICE.name
+    kind = TEXT_TO_VOICE
     template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
     ui_color = "#d6e4ff"
@@ -142,8 +136,8 @@ class TextToVoiceResultOperator(CambResultOperator):
     def _save(self, files: ResultFiles, url: str, run_id: int, index: int) -> dict[str, Any]:
         final, preview = files.write(
             f"camb_run_{run_id}_preview_{index}",
-            lambda file: self.hook.download_preview(url, file, max_bytes=self.max_bytes),
-            lambda preview: preview_file_name(run_id, index, preview_extension(preview.content_type, url)),
+            lambda file: self.hook.download_link(url, file, what="a preview", max_bytes=self.max_bytes),
+            lambda preview: preview_file_name(run_id, index, media_extension(preview.content_type, url)),
         )
         return {
             "path": str(final),

@@ -25,7 +25,7 @@ from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOU
 from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.kinds import CambKind, kind_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -82,7 +82,7 @@ class CambTaskSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        kind: str,
+        kind: str | CambKind,
         camb_task_id: str,
         camb_conn_id: str = CambHook.default_conn_name,
         poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
@@ -95,7 +95,7 @@ class CambTaskSensor(BaseSensorOperator):
         interval = seconds(poll_interval, "poll_interval")
         kwargs.setdefault("poke_interval", interval)
         super().__init__(timeout=seconds(timeout, "timeout"), **kwargs)
-        self.kind = kind_of(kind).name
+        self.kind = kind_of(kind)  # resolved once, here; everything below takes the CambKind
         self.camb_task_id = camb_task_id
         self.camb_conn_id = camb_conn_id
         self.poll_interval = interval
@@ -126,7 +126,7 @@ class CambTaskSensor(BaseSensorOperator):
         self.start_trigger_args = dataclasses.replace(
             self.start_trigger_args,
             trigger_kwargs={
-                "kind": self.kind,
+                "kind": self.kind.name,
                 "camb_task_id": camb_task_id,
                 "camb_conn_id": self.camb_conn_id,
                 "poll_interval": self.poll_interval,

@@ -17,4 +17,4 @@ class TextToVoiceStatusSensor(CambTaskSensor):
     """
 
     def __init__(self, *, camb_task_id: str, **kwargs: Any) -> None:
-        super().__init__(kind=TEXT_TO_VOICE.name, camb_task_id=camb_task_id, **kwargs)
+        super().__init__(kind=TEXT_TO_VOICE, camb_task_id=camb_task_id, **kwargs)

@@ -449,7 +449,7 @@ class CambStandIn:
             self._api_site = self._api_runner = self._api_server = None
 
     async def _listen(self, runner: web.ServerRunner, port: int, host: str | None = None) -> web.TCPSite:
-        site = web.TCPSite(runner, host or self._host, port, backlog=_BACKLOG, shutdown_timeout=_SHUTDOWN_SECONDS)
+        site = web.TCPSite(runner, host or self._host, port, backlog=_BACKLOG)  # the runner holds shutdown_timeout
         await site.start()
         return site
 

@@ -2,44 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_camb import exceptions
-from airflow_provider_camb.api import CambTaskStatus, TaskStatus
-from airflow_provider_camb.exceptions import CambError
+from airflow_provider_camb import _deprecated, events
+from airflow_provider_camb.api import TaskStatus
+from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import KINDS, TEXT_TO_VOICE
+from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.polling import poll_task
 
-#: Polls start on slots of the loop clock this far apart: every wake-up of the loop costs CPU
-#: (about 0.15 ms on a VM), so the triggers due in one slot wake the loop once, not once each.
-POLL_SLOT = 0.05
+__all__ = ["CambTaskTrigger"]
 
-#: Event statuses of our own, besides CAMB's terminal statuses.
-EVENT_TIMEOUT = "timeout"
-EVENT_ERROR = "error"
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 
 class CambTaskTrigger(BaseTrigger):
     """Poll ``GET /{kind}/{task_id}`` until a terminal status, then fire exactly one event.
 
-    Passing faults (network errors, timeouts, 429, 5xx, unreadable replies) are retried with backoff
-    until the deadline; permanent ones (401/403, 404, bad input) end the wait with an ``error`` event.
-    Unknown status strings count as not yet terminal. Polls follow a fixed grid with a random phase,
-    so many triggers started together do not poll in lockstep.
+    A thin wrapper over ``airflow_provider_camb.polling.poll_task``: passing faults are retried until
+    the deadline, permanent ones end the wait with an ``error`` event, polls follow a fixed grid with a
+    random phase, so many triggers started together do not poll in lockstep.
 
     With ``end_from_trigger``, SUCCESS ends the Airflow task right here (Airflow's ``TaskSuccessEvent``
     with XComs ``return_value`` and ``run_id``), so no worker resumes the task: that leaves nothing to
-    race (apache/airflow#72716). Every other outcome resumes the task on a worker with the event
-    ``{"status", "task_id", "run_id", "message", "exception_reason", "polls", "elapsed", "kind"}``,
-    where it fails with the typed error, Airflow's retries applying as they should (docs/ending-waits.md).
+    race (apache/airflow#72716). Every other outcome resumes the task on a worker with an event of
+    ``airflow_provider_camb.events`` (``finished``, ``deadline`` or ``error``), where it fails with the
+    typed error, Airflow's retries applying as they should (docs/ending-waits.md).
 
     :param camb_task_id: The CAMB task id to wait for (rendered here when the task starts in the triggerer).
     :param camb_conn_id: The Airflow connection id; the connection is read inside ``run()``.
@@ -62,13 +56,14 @@ class CambTaskTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
         wait_before_first_poll: bool = True,
-        kind: str = TEXT_TO_VOICE.name,
+        *,
+        kind: str,
         end_from_trigger: bool = False,
         timeout: float | None = None,
         created_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
-        self.kind = kind  # checked in run(): a bad row must end its wait with an error event, not break the triggerer
+        self.kind = kind  # a name, as the row holds it: resolved in run(), where a bad one ends the wait cleanly
         self.camb_task_id = camb_task_id
         self.camb_conn_id = camb_conn_id
         self.poll_interval = float(poll_interval)
@@ -95,142 +90,43 @@ class CambTaskTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, started: float, polls: int, **fields: Any) -> TriggerEvent:
-        payload = {
-            "status": status,
-            "task_id": self.camb_task_id,
-            "run_id": None,
-            "message": None,
-            "exception_reason": None,
-            "polls": polls,
-            "elapsed": round(time.monotonic() - started, 3),
-            "kind": self.kind,
-        }
-        payload.update(fields)
-        return TriggerEvent(payload)  # type: ignore[no-untyped-call]
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        # The shared session is released before the event leaves, so nothing is left open when the
+        # poll_task releases the shared session before it returns, so nothing is left open when the
         # triggerer (or dag.test) closes this generator.
-        yield await self._wait()
+        yield self._trigger_event(await self._wait())
 
-    async def _wait(self) -> TriggerEvent:
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        deadline = self._deadline()
+    async def _wait(self) -> events.WaitEvent:
+        try:
+            kind = kind_of(self.kind)  # resolved once; a bad row ends its wait with an error event
+        except CambInputError as error:
+            self.log.error("Stopped waiting for CAMB task %s: %s", self.camb_task_id, error)
+            return events.encode_error(self.kind, self.camb_task_id, error, polls=0, elapsed=0.0)
         hook = CambHook(self.camb_conn_id)
         if self.created_at is not None:
             hook.note_created(self.camb_task_id, self.created_at)
-        polls, last, unknown_seen = 0, None, set[str]()
-        phase = random.uniform(0, self.poll_interval)
-        first_poll = loop.time() + (self.poll_interval if self.wait_before_first_poll else 0.0) + phase
-        next_poll = math.ceil(first_poll / POLL_SLOT) * POLL_SLOT  # triggers due in one slot share a wake-up
-        try:
-            async with hook.async_session():
-                while True:
-                    pause = min(next_poll - loop.time(), deadline - time.time())
-                    if pause > 0:
-                        await asyncio.sleep(pause)
-                    if time.time() >= deadline:
-                        return self._timeout(started, polls, last)
-                    try:
-                        status = await hook.aget_task_status(self.kind, self.camb_task_id, retry_until=deadline)
-                    except CambError as error:
-                        if error.transient:  # still failing when the deadline came
-                            return self._timeout(started, polls, last, cause=str(error))
-                        return self._error(started, polls, error)
-                    except AirflowNotFoundException as error:
-                        return self._error(started, polls, error)
-                    polls += 1
-                    if last is None or status.status != last.status:
-                        self._log_status(status, unknown_seen)
-                    last = status
-                    if status.is_terminal:
-                        return self._terminal(status, started, polls)
-                    while next_poll <= loop.time():  # keep to the grid, skip slots a slow reply used up
-                        next_poll += self.poll_interval
-        except asyncio.CancelledError:
-            self.log.info("Stopped waiting for CAMB task %s after %d polls (cancelled).", self.camb_task_id, polls)
-            raise
+        return await poll_task(
+            hook,
+            kind,
+            self.camb_task_id,
+            interval=self.poll_interval,
+            deadline=self._deadline(),
+            log=self.log,
+            wait_before_first_poll=self.wait_before_first_poll,
+        )
 
     def _deadline(self) -> float:
         if self.deadline is not None:
             return self.deadline
         return math.inf if self.timeout is None else time.time() + self.timeout
 
-    def _terminal(self, status: CambTaskStatus, started: float, polls: int) -> TriggerEvent:
-        self.log.info(
-            "CAMB task %s ended with %s after %d polls in %.1f s.",
-            self.camb_task_id,
-            status.status,
-            polls,
-            time.monotonic() - started,
-        )
-        if self.end_from_trigger and status.status == TaskStatus.SUCCESS and status.run_id is not None:
-            self.log.info("Ending the Airflow task here with run id %s (no worker resumes it).", status.run_id)
-            xcoms: dict[str, Any] = {"return_value": status.run_id, "run_id": status.run_id}
-            return TaskSuccessEvent(xcoms=xcoms)
-        return self._event(
-            status.status,
-            started,
-            polls,
-            run_id=status.run_id,
-            message=status.message,
-            exception_reason=status.exception_reason,
-        )
-
-    def _log_status(self, status: CambTaskStatus, unknown_seen: set[str]) -> None:
-        if status.is_known:
-            self.log.info("CAMB task %s is %s.", self.camb_task_id, status.status)
-        elif status.status not in unknown_seen:
-            unknown_seen.add(status.status)
-            self.log.warning(
-                "CAMB task %s reports an unknown status %r; treating it as not finished yet.",
-                self.camb_task_id,
-                status.status,
-            )
-
-    def _timeout(
-        self, started: float, polls: int, last: CambTaskStatus | None, cause: str | None = None
-    ) -> TriggerEvent:
-        message = deadline_message(self.kind, self.camb_task_id, last, cause)
-        self.log.warning("%s; %d polls in %.1f s.", message, polls, time.monotonic() - started)
-        return self._event(EVENT_TIMEOUT, started, polls, message=message)
-
-    def _error(self, started: float, polls: int, error: Exception) -> TriggerEvent:
-        self.log.error("Stopped waiting for CAMB task %s: %s", self.camb_task_id, error)
-        return self._event(EVENT_ERROR, started, polls, message=str(error), exception_reason=type(error).__name__)
-
-
-def deadline_message(
-    kind: str, camb_task_id: str, last: CambTaskStatus | None = None, cause: str | None = None, *, polled: bool = True
-) -> str:
-    """What to say when a wait ran out of time: the task, its last status, and the last failure if any."""
-    label = KINDS[kind].label if kind in KINDS else kind
-    message = f"CAMB {label} task {camb_task_id!r} did not finish before the deadline"
-    if polled:
-        message += f" (last status {last.status})" if last else " (no status read)"
-    if cause:
-        message += f"; the last request failed: {cause}"
-    return message
-
-
-def status_from_event(event: dict[str, Any]) -> CambTaskStatus:
-    """Turn a trigger event back into a status; raise the typed error for ``error`` events.
-
-    A ``timeout`` event comes back as a status ``timeout`` so each caller raises its own timeout.
-    Events written by 0.1.0 carry no ``kind``: they were all text-to-voice.
-    """
-    if event.get("status") == EVENT_ERROR:
-        error_type = getattr(exceptions, str(event.get("exception_reason")), None)
-        if not (isinstance(error_type, type) and issubclass(error_type, CambError)):
-            error_type = CambError
-        raise error_type(str(event.get("message")))
-    return CambTaskStatus(
-        task_id=str(event.get("task_id")),
-        status=str(event.get("status")),
-        run_id=event.get("run_id"),
-        message=event.get("message"),
-        exception_reason=event.get("exception_reason"),
-        kind=str(event.get("kind") or TEXT_TO_VOICE.name),
-    )
+    def _trigger_event(self, event: events.WaitEvent) -> TriggerEvent:
+        """SUCCESS ends the Airflow task here with ``end_from_trigger``; every other event resumes it on a worker."""
+        if (
+            self.end_from_trigger
+            and event["outcome"] == events.FINISHED
+            and event["status"] == TaskStatus.SUCCESS
+            and event["run_id"] is not None
+        ):
+            self.log.info("Ending the Airflow task here with run id %s (no worker resumes it).", event["run_id"])
+            return TaskSuccessEvent(xcoms={"return_value": event["run_id"], "run_id": event["run_id"]})
+        return TriggerEvent(dict(event))  # type: ignore[no-untyped-call]  # Airflow's TriggerEvent is untyped

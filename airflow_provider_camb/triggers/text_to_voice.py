@@ -6,19 +6,17 @@ Trigger rows that 0.1.0 wrote name this class with the kwargs ``camb_task_id``, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_camb import _deprecated
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
-from airflow_provider_camb.triggers.camb_task import (
-    EVENT_ERROR,
-    EVENT_TIMEOUT,
-    POLL_SLOT,
-    CambTaskTrigger,
-    status_from_event,
-)
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
-__all__ = ["EVENT_ERROR", "EVENT_TIMEOUT", "POLL_SLOT", "TextToVoiceTrigger", "status_from_event"]
+__all__ = ["TextToVoiceTrigger"]
+
+if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
+    __getattr__ = _deprecated.module_getattr(__name__)
 
 
 class TextToVoiceTrigger(CambTaskTrigger):
