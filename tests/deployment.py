@@ -545,7 +545,9 @@ class AirflowDeployment:
         """Call the REST API (``/api/v2`` + path) as an admin; return the JSON reply."""
         if self._token is None:
             self._token = self.token()
-        for attempt in range(3):  # a GET is asked again when a busy machine makes the API server slow
+        # A GET is asked again when a busy machine makes the API server slow, or its database
+        # session fails once (a 5xx "Database error" was seen at load average 30): it reads, changes nothing.
+        for attempt in range(3):
             try:
                 reply = self._http.request(
                     method,
@@ -554,10 +556,13 @@ class AirflowDeployment:
                     timeout=60,
                     **kwargs,
                 )
-                break
             except (requests.Timeout, requests.ConnectionError):
                 if method != "GET" or attempt == 2:
                     raise
+                continue
+            if method != "GET" or reply.status_code < 500 or attempt == 2:
+                break
+            time.sleep(1.0)  # a pause between two reads of a read-only endpoint, not a synchronisation
         if reply.status_code >= 400:
             raise DeploymentError(f"{method} {path}: {reply.status_code} {reply.text[:2000]}")
         return reply.json() if reply.content else None
