@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,24 @@ def datasets(event: dict[str, Any], side: str) -> list[tuple[str, str]]:
     return [(d["namespace"], d["name"]) for d in event[side]]
 
 
+def read_run_when_visible(dag_id: str, run_id: str, timeout: float = 30.0) -> DagRunResult:
+    """The child's run as this process's database session sees it: asked again until the row shows.
+
+    Once, on Airflow 2.11 at load average 30, the first read found no row for a run the child had
+    just finished (alone, the module passed); a fresh session a moment later is given the chance.
+    """
+    from sqlalchemy.exc import NoResultFound
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read_dag_run(dag_id, run_id)
+        except NoResultFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def flow(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     folder = tmp_path_factory.mktemp("lineage")
@@ -118,7 +137,7 @@ def flow(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         assert child.returncode == 0, child.stderr[-4000:]
         (line,) = [line for line in child.stdout.splitlines() if line.startswith("CAMB_DAG_RUN_ID=")]
-        result = read_dag_run("camb_lineage_flow", line.removeprefix("CAMB_DAG_RUN_ID="))
+        result = read_run_when_visible("camb_lineage_flow", line.removeprefix("CAMB_DAG_RUN_ID="))
         written = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
         yield Flow(result, written, standin, folder / "voices")
 
