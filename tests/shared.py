@@ -40,6 +40,8 @@ ids = itertools.count()
 class FakeTaskInstance:
     """Just enough of a task instance for ``execute()``: it keeps what is pushed to XCom."""
 
+    try_number, max_tries = 1, 0  # the first try of a task without retries
+
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
 
