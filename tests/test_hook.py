@@ -185,7 +185,7 @@ def test_a_429_waits_its_retry_after(hook, camb_standin):
     assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
     refused, answered = camb_standin.requests("status")
     assert (refused.status, answered.status) == (429, 200)
-    assert answered.time - refused.time >= 1.0 - 0.05  # the stand-in's own clock: Retry-After sent, gap seen
+    assert answered.time - refused.time >= 0.75  # the stand-in's clock: the Retry-After of 1 s, give or take
 
 
 def test_a_429_with_an_http_date_is_understood(hook, camb_standin):
