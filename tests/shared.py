@@ -115,6 +115,21 @@ def assert_deferred(output: str, camb_task_id: str, status: str = "SUCCESS") -> 
     assert waited_in_the_triggerer(output, camb_task_id, status), f"no trigger waited for {camb_task_id} to {status}"
 
 
+def check_waited(result: Any, capfd: pytest.CaptureFixture[str], kind: str, deferrable: bool) -> tuple[int, str]:
+    """The create task of a ``dag.test()`` run (the one with an XCom ``task_id``) waited as asked.
+
+    It returned the run id CAMB gave its task (also as XCom ``run_id``), and it deferred exactly when
+    ``deferrable``. Returns that run id and the logs read so far.
+    """
+    (create,) = {task for task, key in result.xcoms if key == "task_id"}
+    camb_task_id = result.xcom(create, "task_id")
+    run_id = result.xcom(create)
+    assert run_id == run_id_of(camb_task_id, kind) == result.xcom(create, "run_id")
+    logs = logged(capfd)
+    assert waited_in_the_triggerer(logs, camb_task_id) is deferrable
+    return run_id, logs
+
+
 def pending_after_first_check(standin: CambStandIn, pending_seconds: float = 1.0) -> None:
     """Tasks created from now on stay PENDING for ``pending_seconds`` after their first status read.
 

@@ -21,14 +21,13 @@ from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDub
 from tests.airflow_harness import asset_events
 from tests.shared import (
     VIDEO,
+    check_waited,
     context,
     finished_run,
     ids,
-    logged,
     pending_after_first_check,
     run_id_of,
     sha256_of,
-    waited_in_the_triggerer,
 )
 
 
@@ -203,11 +202,7 @@ def test_dub_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferr
     source = DUB_DAG.format(dag_id=dag_id, video=VIDEO, destination=str(tmp_path), deferrable=deferrable)
     result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"dub": "success", "save": "success"}
-    camb_task_id = result.xcom("dub", "task_id")
-    run_id = result.xcom("dub")
-    assert run_id == run_id_of(camb_task_id, "dub") == result.xcom("dub", "run_id")
-    logs = logged(capfd)
-    assert waited_in_the_triggerer(logs, camb_task_id) is deferrable
+    run_id, logs = check_waited(result, capfd, "dub", deferrable)
     saved = result.xcom("save")
     assert set(saved) == {"fr-fr", "de-de"}
     for files in saved.values():

@@ -29,12 +29,8 @@ from airflow_provider_camb._lineage import camb_namespace, stored_file
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
 from airflow_provider_camb.testing.server import CambStandIn
 from tests.airflow_harness import DagRunResult, asset_events, read_dag_run
-from tests.shared import context
+from tests.shared import DESCRIPTION, context
 
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
 ASSET = "camb_lineage_test_voices"
 
 FLOW_DAG = """

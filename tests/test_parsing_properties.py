@@ -40,13 +40,10 @@ from airflow_provider_camb.exceptions import (
     CambServerError,
 )
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from tests.shared import DESCRIPTION
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
 REQUESTS: list[ApiRequest] = [
     status_request(TEXT_TO_VOICE, "task-1"),
     result_request(TEXT_TO_VOICE, 7),

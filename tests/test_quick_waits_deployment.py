@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.deployment import AIRFLOW_3
+from tests.shared import DESCRIPTION
 
 pytestmark = [
     pytest.mark.deployment,
@@ -32,10 +33,6 @@ pytestmark = [
 VOICES = 40
 RUNS = 3
 
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
 
 QUICK_DAG_ID = "camb_quick_waits"
 QUICK_DAG = f"""

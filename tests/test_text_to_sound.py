@@ -21,6 +21,7 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
 from tests.airflow_harness import asset_events
 from tests.shared import (
+    check_waited,
     context,
     finished_run,
     ids,
@@ -28,7 +29,6 @@ from tests.shared import (
     pending_after_first_check,
     run_id_of,
     sha256_of,
-    waited_in_the_triggerer,
     wav_seconds,
 )
 
@@ -197,10 +197,7 @@ def test_make_and_save_a_sound_in_a_dag(run_dag, camb_connection, tmp_path, capf
     source = SOUND_DAG.format(dag_id=dag_id, prompt=PROMPT, deferrable=deferrable, destination=str(tmp_path))
     result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"sound": "success", "save": "success"}
-    camb_task_id = result.xcom("sound", "task_id")
-    run_id = result.xcom("sound")
-    assert run_id == run_id_of(camb_task_id, "text-to-sound") == result.xcom("sound", "run_id")
-    assert waited_in_the_triggerer(logged(capfd), camb_task_id) is deferrable
+    run_id, _ = check_waited(result, capfd, "text-to-sound", deferrable)
     (sent,) = camb_connection.requests("create")
     assert sent.json == {"prompt": PROMPT, "duration": 3.0, "audio_type": "music"}
     saved = result.xcom("save")

@@ -27,14 +27,13 @@ from airflow_provider_camb.operators.text_to_speech import (
 )
 from tests.airflow_harness import asset_events
 from tests.shared import (
+    check_waited,
     context,
     finished_run,
     ids,
-    logged,
     pending_after_first_check,
     run_id_of,
     sha256_of,
-    waited_in_the_triggerer,
 )
 
 TEXT = "Good morning. Your train departs from platform four."
@@ -267,11 +266,7 @@ def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, defe
     source = SPEAK_DAG.format(dag_id=dag_id, text=TEXT, deferrable=deferrable, destination=str(tmp_path))
     result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"speak": "success", "save": "success"}
-    camb_task_id = result.xcom("speak", "task_id")
-    run_id = result.xcom("speak")
-    assert run_id == run_id_of(camb_task_id, "tts")
-    assert result.xcom("speak", "run_id") == run_id
-    assert waited_in_the_triggerer(logged(capfd), camb_task_id) is deferrable
+    run_id, _ = check_waited(result, capfd, "tts", deferrable)
     saved = result.xcom("save")
     assert Path(saved["path"]) == tmp_path / f"camb_speech_run_{run_id}.wav"
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
