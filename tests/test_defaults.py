@@ -28,6 +28,7 @@ from airflow_provider_camb.exceptions import CambRateLimitError, CambServerError
 from airflow_provider_camb.hooks import camb as camb_hook_module
 from airflow_provider_camb.hooks._retry import MAX_RETRY_AFTER, retry_policy
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TTS
 from airflow_provider_camb.operators.dubbing import CambDubbingOperator
 from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTranslatedTextToSpeechOperator
@@ -71,7 +72,7 @@ def test_with_the_defaults_a_failing_request_is_tried_four_times_with_growing_de
     monkeypatch.setattr(camb_hook_module, "Retrying", functools.partial(tenacity.Retrying, sleep=slept.append))
     camb_standin.inject("http_503", endpoint="status", times=10)
     with CambHook("camb_plain") as hook, pytest.raises(CambServerError, match="HTTP 503"):
-        hook.get_text_to_voice_status(camb_standin.add_task())
+        hook.get_task_status("text-to-voice", camb_standin.add_task())
     assert camb_standin.request_count("status") == 4  # 1 + retries (3)
     # backoff 1 s doubling, plus up to one backoff of jitter: 1-2 s, 2-3 s, 4-5 s
     assert len(slept) == 3
@@ -84,7 +85,7 @@ def test_with_the_defaults_a_failing_request_is_tried_four_times_with_growing_de
 
 def delays(settings: Any, attempt: int, error: BaseException, samples: int = 300) -> list[float]:
     """The waits ``retry_policy`` asks for after failed attempt number ``attempt``."""
-    wait = retry_policy(status_request("tts", "t"), settings, log=None)["wait"]
+    wait = retry_policy(status_request(TTS, "t"), settings, log=None)["wait"]
     found = []
     for _ in range(samples):
         state = RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})

@@ -82,11 +82,11 @@ def redirect_to(standin: CambStandIn, target: CambStandIn, endpoint: str, path: 
 
 
 def _status(hook: CambHook, standin: CambStandIn, tmp_path: Path) -> object:
-    return hook.get_text_to_voice_status(standin.add_task(status="SUCCESS"))
+    return hook.get_task_status("text-to-voice", standin.add_task(status="SUCCESS"))
 
 
 def _async_status(hook: CambHook, standin: CambStandIn, tmp_path: Path) -> object:
-    return asyncio.run(hook.aget_text_to_voice_status(standin.add_task(status="SUCCESS")))
+    return asyncio.run(hook.aget_task_status("text-to-voice", standin.add_task(status="SUCCESS")))
 
 
 def _create(hook: CambHook, standin: CambStandIn, tmp_path: Path) -> object:
