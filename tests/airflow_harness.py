@@ -45,7 +45,9 @@ class DagRunner:
     def __init__(self, dags_folder: Path) -> None:
         self.dags_folder = dags_folder
 
-    def run(self, source: str, **test_kwargs: Any) -> DagRunResult:
+    def run(self, source: str, *, register_assets: bool = False, **test_kwargs: Any) -> DagRunResult:
+        """Run the DAG; ``register_assets``: on Airflow 2, first register its datasets as the DAG processor
+        would (Airflow 2's ``dag.test()`` does not, so without it no dataset event is recorded)."""
         source = textwrap.dedent(source)
         module_name = f"camb_test_dag_{abs(hash(source)) % 10**12}"
         path = self.dags_folder / f"{module_name}.py"
@@ -56,6 +58,8 @@ class DagRunner:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dag = module.dag
+        if register_assets and not AIRFLOW_3:
+            dag.sync_to_db()
         dag_run = dag.test(**test_kwargs)
         return read_dag_run(dag.dag_id, dag_run.run_id)
 

@@ -7,6 +7,7 @@ started by one) uses this session's temporary Airflow home, never the developer'
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -32,8 +33,10 @@ loopback_only.install()  # before any test, fixture or plugin opens a socket
 
 import pytest  # noqa: E402
 
+from airflow_provider_camb.testing import CambStandIn  # noqa: E402
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
 from tests.object_storage import MotoS3  # noqa: E402
+from tests.shared import FAST_RETRIES  # noqa: E402
 
 pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
 
@@ -46,9 +49,13 @@ def airflow_home() -> Path:
 
 
 @pytest.fixture
-def camb_connection(camb_standin, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A stand-in server wired as the ``camb_default`` connection (through AIRFLOW_CONN_CAMB_DEFAULT)."""
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
+def camb_connection(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) -> CambStandIn:
+    """The stand-in as the ``camb_default`` connection (AIRFLOW_CONN_CAMB_DEFAULT), with fast retries.
+
+    ``FAST_RETRIES``: 2 retries, backoff in milliseconds, so faults cost no test time.
+    """
+    conn = {**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES}
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
     return camb_standin
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,12 +26,8 @@ from airflow_provider_camb.api import MAX_INPUT_CHARS
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from tests.shared import DESCRIPTION, TEXT, assert_deferred, logged, run_id_of
 
-TEXT = "Hello from Airflow. This is how I sound."
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 #: Task ids that would change the request if sent unencoded (no ``{``: the sensor's id is templated).
 AWKWARD_IDS = ["a/b", "..", "../status", "a/../b", "x?run_id=1", "x#frag", "two words", "ü-ñ-日本", "%2F", " lead"]
@@ -43,10 +38,7 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-def hook(camb_standin: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[CambHook]:
-    conn = json.loads(camb_standin.connection_json())
-    conn["extra"] = {"retries": 1, "backoff": 0.01, "backoff_max": 0.05}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
+def hook(camb_connection: Any) -> Iterator[CambHook]:
     with CambHook() as hook:
         yield hook
 
@@ -203,14 +195,17 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
 """
 
 
-def test_a_deferrable_sensor_waits_on_an_awkward_task_id_end_to_end(run_dag: Any, camb_connection: Any) -> None:
+def test_a_deferrable_sensor_waits_on_an_awkward_task_id_end_to_end(
+    run_dag: Any, camb_connection: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
     camb_task_id = "../a b/?x=1#ü"
     camb_connection.add_task(task_id=camb_task_id, status="PENDING")
     finished = _finish_after_first_check(camb_connection, camb_task_id)
     result = run_dag.run(SENSOR_DAG.format(dag_id=f"bad_input_sensor_{next(_ids)}", camb_task_id=camb_task_id))
     finished.result(timeout=5)
     assert result.task_states == {"wait": "success"}
-    assert isinstance(result.xcom("wait"), int)
+    assert result.xcom("wait") == run_id_of(camb_task_id)
+    assert_deferred(logged(capfd), camb_task_id)
     received = camb_connection.requests("status")
     assert len(received) >= 2  # the sync check before deferring, then the trigger's polls
     assert {request.path_id for request in received} == {camb_task_id}

@@ -1,4 +1,5 @@
-"""Dubbing and text to sound over real HTTP to the stand-in: create, wait, save every output whole or not at all."""
+"""Dubbing over real HTTP to the stand-in: create, wait (in the worker or the triggerer), save every output
+whole or not at all, the links fetched without the key and shown nowhere beyond their host."""
 
 from __future__ import annotations
 
@@ -9,22 +10,25 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_camb.exceptions import CambConnectionError, CambInputError, CambLinkRefusedError
-from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.exceptions import (
+    CambConnectionError,
+    CambInputError,
+    CambLinkRefusedError,
+    CambResponseError,
+    CambTaskFailedError,
+)
 from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDubbingResultOperator
-from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
-from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
-
-VIDEO = "https://media.example.com/films/trailer.mp4?signature=s3cr3t"
-
-
-@pytest.fixture
-def camb(camb_standin, monkeypatch):
-    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff), as in test_operators."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES})
-    )
-    return camb_standin
+from tests.airflow_harness import asset_events
+from tests.shared import (
+    VIDEO,
+    check_waited,
+    context,
+    finished_run,
+    ids,
+    pending_after_first_check,
+    run_id_of,
+    sha256_of,
+)
 
 
 def dub(**options: Any) -> CambDubbingOperator:
@@ -34,11 +38,7 @@ def dub(**options: Any) -> CambDubbingOperator:
 
 
 def finished_dub(standin, targets: list[Any]) -> int:
-    task_id = standin.add_task(kind="dub", status="SUCCESS", request={"target_languages": targets})
-    run_id = CambHook().get_task_status("dub", task_id).run_id
-    assert isinstance(run_id, int)
-    standin.clear_requests()
-    return run_id
+    return finished_run(standin, "dub", target_languages=targets)
 
 
 def save_dub(run_id: Any, destination: Any) -> dict[str, Any]:
@@ -61,18 +61,18 @@ BAD_DUB = {
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_DUB.values(), ids=BAD_DUB)
-def test_bad_dubbing_input_is_refused_before_any_request(camb, options, message):
+def test_bad_dubbing_input_is_refused_before_any_request(camb_connection, options, message):
     with pytest.raises(CambInputError, match=message) as caught:
         dub(**options).execute(context())
     assert "s3cr3t" not in str(caught.value)
-    assert camb.requests() == []
+    assert camb_connection.requests() == []
 
 
-def test_dubbing_sends_the_documented_body_and_keeps_the_video_link_out_of_logs(camb, capfd):
+def test_dubbing_sends_the_documented_body_and_keeps_the_video_link_out_of_logs(camb_connection, capfd):
     dub(target_languages=["fr-fr", "31"], transcription_mode="slow", ai_optimization=True, folder_id="4").execute(
         context()
     )
-    (sent,) = camb.requests("create")
+    (sent,) = camb_connection.requests("create")
     assert sent.path == "/dub"
     assert sent.json == {
         "video_url": VIDEO,
@@ -89,8 +89,8 @@ def test_dubbing_sends_the_documented_body_and_keeps_the_video_link_out_of_logs(
 # --- result -----------------------------------------------------------------------------------------------
 
 
-def test_several_languages_are_saved_per_language_each_whole(camb, tmp_path, capfd):
-    run_id = finished_dub(camb, ["fr-fr", 31])
+def test_several_languages_are_saved_per_language_each_whole(camb_connection, tmp_path, capfd):
+    run_id = finished_dub(camb_connection, ["fr-fr", 31])
     saved = save_dub(run_id, tmp_path)
     assert set(saved) == {"fr-fr", "31"}
     for language, files in saved.items():
@@ -106,17 +106,17 @@ def test_several_languages_are_saved_per_language_each_whole(camb, tmp_path, cap
         lines = json.loads(Path(files["transcript"]["path"]).read_text())
         assert lines[0]["text"] == f"Hello ({language})." and lines[0]["speaker"] == "SPEAKER_0"
     assert len(list(tmp_path.iterdir())) == 6
-    links = camb.requests("media")
+    links = camb_connection.requests("media")
     assert len(links) == 4 and all(r.server == "preview" and "x-api-key" not in r.headers for r in links)
     output = capfd.readouterr()
     token = links[0].query["token"]
     assert token not in output.out + output.err + json.dumps(saved)
-    assert camb.api_key not in output.out + output.err
+    assert camb_connection.api_key not in output.out + output.err
 
 
-def test_one_language_answers_one_object_saved_without_a_language_in_the_names(camb, tmp_path):
-    camb.configure(dub_video=False)
-    run_id = finished_dub(camb, ["es-es"])
+def test_one_language_answers_one_object_saved_without_a_language_in_the_names(camb_connection, tmp_path):
+    camb_connection.configure(dub_video=False)
+    run_id = finished_dub(camb_connection, ["es-es"])
     saved = save_dub(run_id, tmp_path)
     assert list(saved) == ["default"]
     assert saved["default"]["video"] is None
@@ -126,10 +126,10 @@ def test_one_language_answers_one_object_saved_without_a_language_in_the_names(c
     ]
 
 
-def test_a_cut_off_video_leaves_no_file_of_the_result(camb, tmp_path):
-    run_id = finished_dub(camb, ["es-es"])
-    camb.inject("slow", endpoint="media", times=1, delay=0)  # the audio passes untouched
-    camb.inject("truncate", endpoint="media", times=3)  # then every attempt at the video is cut off
+def test_a_cut_off_video_leaves_no_file_of_the_result(camb_connection, tmp_path):
+    run_id = finished_dub(camb_connection, ["es-es"])
+    camb_connection.inject("slow", endpoint="media", times=1, delay=0)  # the audio passes untouched
+    camb_connection.inject("truncate", endpoint="media", times=3)  # then every attempt at the video is cut off
     with pytest.raises(CambConnectionError, match="the dubbed video from localhost") as caught:
         save_dub(run_id, tmp_path)
     assert "token" not in str(caught.value)
@@ -137,18 +137,30 @@ def test_a_cut_off_video_leaves_no_file_of_the_result(camb, tmp_path):
     assert names == []  # all or nothing: the whole audio is not kept without its video; no temporary file
 
 
-def test_a_refused_dub_link_says_it_expired(camb, tmp_path):
-    run_id = finished_dub(camb, ["es-es"])
-    camb.inject("unauthorized", endpoint="media")
-    with pytest.raises(CambLinkRefusedError, match=r"downloading the dubbed audio from localhost .* expired"):
+@pytest.mark.parametrize("refusal", ["unauthorized", "forbidden"])
+def test_a_refused_dub_link_says_it_expired(camb_connection, tmp_path, refusal):
+    run_id = finished_dub(camb_connection, ["es-es"])
+    camb_connection.inject(refusal, endpoint="media")
+    with pytest.raises(CambLinkRefusedError, match=r"downloading the dubbed audio from localhost .* expired") as caught:
         save_dub(run_id, tmp_path)
+    assert "token" not in str(caught.value) and "Check the API key" not in str(caught.value)
+    assert camb_connection.request_count("media") == 1  # a refused link is not asked again
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unreadable_dub_result_is_reported_without_its_links(camb, tmp_path):
-    run_id = finished_dub(camb, ["es-es"])
-    camb.inject("malformed_json", endpoint="result", times=3)
-    with pytest.raises(Exception, match=f"dubbing run {run_id}"):
+def test_an_unreadable_dub_result_is_reported_without_its_links(camb_connection, tmp_path):
+    run_id = finished_dub(camb_connection, ["es-es"])
+    audio = "https://storage.example.com/dub/fr.wav?token=audio-s3cr3t"
+    video = "file:///srv/dub/fr.mp4?token=video-s3cr3t"  # a scheme no download may follow
+    camb_connection.inject("json_body", endpoint="result", payload={"fr-fr": {"audio_url": audio, "video_url": video}})
+    message = (
+        f"CAMB's reply to fetching the result of CAMB dubbing run {run_id} is not in the documented shape: "
+        "a video_url for language 'fr-fr' with scheme 'file'."
+    )
+    with pytest.raises(CambResponseError) as caught:
         save_dub(run_id, tmp_path)
+    assert str(caught.value) == message  # neither link, nor its host, nor its token
+    assert camb_connection.request_count("media") == 0
     assert list(tmp_path.iterdir()) == []
 
 
@@ -165,72 +177,63 @@ def test_the_dub_result_parser_reads_both_shapes_and_refuses_links_of_other_sche
     assert "s/a.wav" not in repr(parse_dub_result(one, 1))  # the links never show in a repr
 
 
-# --- text to sound ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"prompt": ""}, "prompt must not be empty"),
-        ({"duration": 0}, "duration must be a positive number"),
-        ({"duration": "long"}, "duration must be a positive number"),
-        ({"duration": float("inf")}, "duration must be a positive number"),
-        ({"audio_type": " "}, "audio_type must be a non-empty string"),
-    ],
-)
-def test_bad_sound_input_is_refused_before_any_request(camb, options, message):
-    fields = {"prompt": "Rain on a tin roof", **options}
-    with pytest.raises(CambInputError, match=message):
-        CambTextToSoundOperator(task_id="sound", **fields).execute(context())
-    assert camb.requests() == []
-
-
-def test_a_sound_is_made_waited_for_and_saved(camb, tmp_path):
-    run_id = CambTextToSoundOperator(
-        task_id="sound",
-        prompt="Rain on a tin roof",
-        duration="4.5",
-        audio_type="sound",
-        wait_for_completion=True,
-        deferrable=False,
-        poll_interval=0.1,
-    ).execute(context())
-    (sent,) = camb.requests("create")
-    assert sent.path == "/text-to-sound"
-    assert sent.json == {"prompt": "Rain on a tin roof", "duration": 4.5, "audio_type": "sound"}
-    for output_type in ("RAW_BYTES", "FILE_URL"):
-        saved = CambTextToSoundResultOperator(
-            task_id="save", run_id=str(run_id), destination=tmp_path, output_type=output_type
-        ).execute(context())
-        assert Path(saved["path"]) == tmp_path / f"camb_sound_run_{run_id}.wav"
-        assert sha256_of(Path(saved["path"])) == saved["sha256"]
-    assert [r.path for r in camb.requests("result")] == [f"/text-to-sound-result/{run_id}"] * 2
-    assert len(camb.requests("media")) == 1
-
-
 # --- dag.test(): deferred dubbing, then the result --------------------------------------------------------
 
 DUB_DAG = """
 import pendulum
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, Asset
 from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDubbingResultOperator
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
     dub = CambDubbingOperator(
         task_id="dub", video_url={video!r}, source_language="en-us", target_languages=["fr-fr", "de-de"],
-        wait_for_completion=True, deferrable=True, poll_interval=0.3,
+        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
     )
-    CambDubbingResultOperator(task_id="save", run_id=dub.output, destination={destination!r})
+    CambDubbingResultOperator(
+        task_id="save", run_id=dub.output, destination={destination!r}, outlets=[Asset("camb_dubs_{dag_id}")]
+    )
 """
 
 
-def test_dub_and_save_in_a_dag_deferred(run_dag, camb_connection, tmp_path, capfd):
-    result = run_dag.run(DUB_DAG.format(dag_id=f"dub_flow_{next(_ids)}", video=VIDEO, destination=str(tmp_path)))
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
+def test_dub_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
+    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
+    dag_id = f"dub_flow_{next(ids)}"
+    source = DUB_DAG.format(dag_id=dag_id, video=VIDEO, destination=str(tmp_path), deferrable=deferrable)
+    result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"dub": "success", "save": "success"}
+    run_id, logs = check_waited(result, capfd, "dub", deferrable)
     saved = result.xcom("save")
     assert set(saved) == {"fr-fr", "de-de"}
-    assert all(Path(files["audio"]["path"]).is_file() for files in saved.values())
-    output = capfd.readouterr()
+    for files in saved.values():
+        for file in files.values():
+            assert sha256_of(Path(file["path"])) == file["sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"camb_dub_run_{run_id}_{language}_{part}"
+        for language in ("fr-fr", "de-de")
+        for part in ("audio.wav", "video.mp4", "transcript.json")
+    )
+    ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)
+    assert (asset, task_id, extra["camb_kind"], extra["camb_run_id"]) == (f"camb_dubs_{dag_id}", "save", "dub", run_id)
+    assert sorted(file["path"] for file in extra["files"]) == sorted(
+        file["path"] for files in saved.values() for file in files.values()
+    )
     for link in camb_connection.requests("media"):
-        assert link.query["token"] not in output.out + output.err
-    assert "s3cr3t" not in output.out + output.err
+        assert link.query["token"] not in logs
+    assert "s3cr3t" not in logs
+
+
+def test_an_error_status_while_waiting_in_the_worker_names_the_dubbing_inputs(camb_connection):
+    camb_connection.configure(outcome="ERROR", exception_reason="PROCESSING_ERROR")
+    with pytest.raises(CambTaskFailedError, match=r"dubbing task .*PROCESSING_ERROR.*\(video_url and languages\)"):
+        dub(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(context())
+    assert camb_connection.request_count("create") == 1
+
+
+def test_waiting_in_the_worker_returns_the_run_id_of_the_dub(camb_connection):
+    ctx = context()
+    run_id = dub(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(ctx)
+    camb_task_id = ctx["ti"].xcoms["task_id"]
+    assert run_id == run_id_of(camb_task_id, "dub")
+    assert ctx["ti"].xcoms == {"task_id": camb_task_id, "run_id": run_id}
+    assert {r.path for r in camb_connection.requests("status")} == {f"/dub/{camb_task_id}"}

@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import itertools
 import json
 import warnings
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_camb.events import decode_event, error_of, status_of
-from airflow_provider_camb.exceptions import CambInputError
-from airflow_provider_camb.sensors.camb_task import _triggerer_renders_templates
+from airflow_provider_camb.exceptions import (
+    CambAuthError,
+    CambInputError,
+    CambNotFoundError,
+    CambPaymentRequiredError,
+    CambTaskFailedError,
+    CambWaitTimeoutError,
+)
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor, _triggerer_renders_templates
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from tests.airflow_harness import AIRFLOW_3
-
-_ids = itertools.count()
-
-
-@pytest.fixture
-def camb_connection(camb_standin, monkeypatch):
-    conn = json.loads(camb_standin.connection_json())
-    conn["extra"] = {"backoff": 0.05, "backoff_max": 0.2}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-    return camb_standin
+from tests.shared import assert_deferred, context, ids, logged, pending_after_first_check, run_id_of
 
 
 def first_event(trigger: CambTaskTrigger, limit: float = 20) -> Any:
@@ -41,13 +39,6 @@ def first_event(trigger: CambTaskTrigger, limit: float = 20) -> Any:
     events = asyncio.run(run())
     assert len(events) == 1, events
     return events[0]
-
-
-def run_id_of(camb_task_id: str) -> int:
-    """The run id the stand-in gave a finished task, read over HTTP like any client would."""
-    from airflow_provider_camb.hooks.camb import CambHook
-
-    return CambHook().get_task_status("text-to-voice", camb_task_id).run_id_or_raise()
 
 
 def ending_in_the_triggerer(camb_task_id: str, **kwargs: Any) -> CambTaskTrigger:
@@ -94,6 +85,57 @@ def test_a_deadline_resumes_on_a_worker_even_when_ending_in_the_triggerer(camb_c
         task_id, kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, end_from_trigger=True, timeout=1
     )
     assert first_event(trigger).payload["outcome"] == "deadline"
+
+
+#: Every way a wait ends: the CAMB outcome (or fault), the event's outcome and CAMB status, and the error a
+#: worker raises on it.
+OUTCOMES = {
+    "success": ({}, "finished", "SUCCESS", None),
+    "error": ({"outcome": "ERROR"}, "finished", "ERROR", CambTaskFailedError),
+    "camb timeout": ({"outcome": "TIMEOUT"}, "finished", "TIMEOUT", CambTaskFailedError),
+    "payment required": ({"outcome": "PAYMENT_REQUIRED"}, "finished", "PAYMENT_REQUIRED", CambPaymentRequiredError),
+    "our deadline": ({"status": "PENDING"}, "deadline", None, CambWaitTimeoutError),
+    "unknown task": ({"task_id": "gone"}, "error", None, CambNotFoundError),
+    "revoked key": ({"fault": "unauthorized", "times": 2}, "error", None, CambAuthError),  # also after a re-read
+}
+
+
+@pytest.mark.parametrize(("setup", "outcome", "status", "error"), OUTCOMES.values(), ids=OUTCOMES)
+def test_end_from_trigger_false_resumes_on_a_worker_for_every_outcome(camb_connection, setup, outcome, status, error):
+    setup = dict(setup)
+    fault, times = setup.pop("fault", None), setup.pop("times", 1)
+    if fault:
+        camb_connection.inject(fault, endpoint="status", times=times)
+    task_id = "never-created" if setup.pop("task_id", None) else camb_connection.add_task(pending_seconds=0.2, **setup)
+    trigger = CambTaskTrigger(task_id, kind="text-to-voice", poll_interval=0.1, wait_before_first_poll=False, timeout=1)
+    assert trigger.end_from_trigger is False  # the trigger's default, as rows written by 0.1.0 have it
+    event = first_event(trigger)
+    assert not isinstance(event, TaskSuccessEvent)  # a worker resumes the task, whatever the outcome
+    assert (event.payload["outcome"], event.payload.get("status"), event.payload["task_id"]) == (
+        outcome,
+        status,
+        task_id,
+    )
+    sensor = CambTaskSensor(task_id="wait", kind="text-to-voice", camb_task_id=task_id, end_from_trigger=False)
+    ctx = context()
+    if error is None:
+        assert sensor.execute_complete(ctx, event.payload) == run_id_of(task_id)
+        assert ctx["ti"].xcoms == {"run_id": run_id_of(task_id)}
+    else:
+        with pytest.raises(error):
+            sensor.execute_complete(ctx, event.payload)
+
+
+def test_a_wait_started_in_the_triggerer_ends_at_its_timeout_as_a_sensor_timeout(camb_connection):
+    task_id = camb_connection.add_task(kind="tts", status="PENDING")
+    sensor = CambTaskSensor(task_id="wait", kind="tts", camb_task_id=task_id, timeout=1, start_from_trigger=True)
+    start = sensor.start_trigger_args
+    assert start.timeout == timedelta(seconds=1)  # Airflow's own deadline, kept by the scheduler wherever it runs
+    assert start.trigger_kwargs["timeout"] == 1 and "deadline" not in start.trigger_kwargs
+    event = first_event(CambTaskTrigger(**start.trigger_kwargs))  # no worker computed a deadline: its own timeout
+    assert event.payload["outcome"] == "deadline"
+    with pytest.raises(CambWaitTimeoutError, match=f"task '{task_id}' did not finish before the deadline"):
+        sensor.execute_complete(context(), event.payload)
 
 
 def test_an_unknown_kind_in_a_row_ends_the_wait_with_an_error_not_a_broken_triggerer(camb_connection):
@@ -151,15 +193,19 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
 
 
 @pytest.mark.parametrize("end_from_trigger", [True, False])
-def test_a_deferred_sensor_returns_the_run_id_either_way(run_dag, camb_connection, end_from_trigger):
-    task_id = camb_connection.add_task(pending_seconds=8)  # dag.test needs ~5 s before the sensor runs
+def test_a_deferred_sensor_returns_the_run_id_either_way(run_dag, camb_connection, capfd, end_from_trigger):
+    pending_after_first_check(camb_connection)  # the sensor's first check sees PENDING: it defers
+    task_id = camb_connection.add_task()
     source = SENSOR_DAG.format(
-        dag_id=f"end_in_triggerer_{next(_ids)}", camb_task_id=task_id, options=f"end_from_trigger={end_from_trigger},"
+        dag_id=f"end_in_triggerer_{next(ids)}", camb_task_id=task_id, options=f"end_from_trigger={end_from_trigger},"
     )
     result = run_dag.run(source)
     run_id = run_id_of(task_id)
     assert result.task_states == {"wait": "success"}
     assert result.xcom("wait") == run_id and result.xcom("wait", "run_id") == run_id
+    logs = logged(capfd)
+    assert_deferred(logs, task_id)
+    assert (f"Ending the Airflow task here with run id {run_id}" in logs) is end_from_trigger
 
 
 # --- start_from_trigger: what is refused, accepted or changed when the DAG is parsed ----------------
@@ -198,7 +244,12 @@ def test_a_mapped_wait_cannot_start_in_the_triggerer_and_the_error_shows_what_wo
 
 
 def test_a_mapped_wait_without_start_from_trigger_is_accepted():
-    parse(DAG_HEAD + "    TextToVoiceStatusSensor.partial(task_id='wait').expand(camb_task_id=['a', 'b'])\n")
+    source = DAG_HEAD + "    TextToVoiceStatusSensor.partial(task_id='wait').expand(camb_task_id=['a', 'b'])\n"
+    dag = parse(source)["dag"]
+    wait = dag.get_task("wait")
+    assert type(wait).__name__ == "MappedOperator"
+    assert wait.partial_kwargs.get("start_from_trigger", False) is False
+    assert wait.expand_input.value == {"camb_task_id": ["a", "b"]}
 
 
 def test_a_plain_task_id_starts_in_the_triggerer_as_it_is():
@@ -209,7 +260,16 @@ def test_a_plain_task_id_starts_in_the_triggerer_as_it_is():
     kwargs = sensor.start_trigger_args.trigger_kwargs
     assert kwargs["camb_task_id"] == "t-1" and kwargs["kind"] == "tts" and kwargs["end_from_trigger"] is True
     assert sensor.start_trigger_args.trigger_cls == "airflow_provider_camb.triggers.camb_task.CambTaskTrigger"
-    assert json.dumps(kwargs)  # stored in the trigger row: plain data, no secret
+    assert json.loads(json.dumps(kwargs)) == kwargs  # stored in the trigger row: plain data only ...
+    assert kwargs == {
+        "kind": "tts",
+        "camb_task_id": "t-1",
+        "camb_conn_id": "camb_default",  # ... the connection by name, never its key or URL
+        "poll_interval": 5.0,
+        "wait_before_first_poll": False,
+        "end_from_trigger": True,
+        "timeout": 86400.0,
+    }
     CambTaskTrigger(**kwargs)  # and the trigger accepts exactly these kwargs
     assert type(sensor).start_trigger_args.trigger_kwargs is None  # the class attribute is not mutated
 

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_camb.version_compat import AIRFLOW_V_3_1_PLUS as CAN_CHOOSE_BY_EAR
 from tests.airflow_harness import AIRFLOW_3, asset_events
+from tests.shared import FIRST_VOICE_ID
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 TEXT_TO_VOICE = EXAMPLES / "example_camb_text_to_voice.py"
@@ -103,7 +104,7 @@ def test_the_text_to_voice_example_keeps_the_first_preview_when_asked(run_dag, c
 
     assert result.state == "success"
     assert result.task_states["keep_voice"] == "success"
-    assert isinstance(result.xcom("keep_voice"), int)
+    assert result.xcom("keep_voice") == FIRST_VOICE_ID
     first = result.xcom("download_previews")[0]
     (upload,) = camb_connection.requests("custom_voice")
     assert upload.json["voice_name"] == "Kept narrator"
@@ -140,20 +141,28 @@ def test_the_batch_example_maps_one_wait_per_voice_and_lists_every_preview(run_d
     assert len(camb_connection.requests("create")) == 3
 
 
+def triggering_events_name() -> str:
+    """The context key under which this Airflow hands a run its triggering asset (dataset) events."""
+    if AIRFLOW_3:
+        from airflow.sdk.definitions.context import Context
+
+        assert "triggering_asset_events" in Context.__annotations__
+        return "triggering_asset_events"
+    from airflow.utils.context import KNOWN_CONTEXT_KEYS
+
+    assert "triggering_dataset_events" in KNOWN_CONTEXT_KEYS
+    return "triggering_dataset_events"
+
+
 def test_the_assets_example_lists_what_each_download_announced_in_its_asset_event(run_dag, camb_connection, tmp_path):
     source = example_source(TEXT_TO_VOICE, "example_text_to_voice_assets")
-    if not AIRFLOW_3:  # Airflow 2's dag.test() does not register the DAG's datasets; its DAG processor would
-        namespace: dict[str, Any] = {}
-        exec(compile(source, str(TEXT_TO_VOICE), "exec"), namespace)  # noqa: S102  # our own example
-        namespace["dag"].sync_to_db()
-    result = run_dag.run(source, run_conf={"destination": str(tmp_path)})
+    result = run_dag.run(source, register_assets=True, run_conf={"destination": str(tmp_path)})
     ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)
     assert (asset, task_id) == ("camb_voice_previews", "download_previews")
 
     downstream = _dagbag(EXAMPLES).dags["example_camb_voice_assets"]
-    listed = downstream.get_task("list_new_previews").python_callable(
-        triggering_asset_events={asset: [SimpleNamespace(extra=extra)]}
-    )
+    events = {asset: [SimpleNamespace(extra=extra)]}
+    listed = downstream.get_task("list_new_previews").python_callable(**{triggering_events_name(): events})
 
     run_id = result.xcom("wait_for_voice")
     downloads = result.xcom("download_previews")

@@ -24,22 +24,13 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import TEXT_TO_VOICE
-
-TEXT = "Hello from Airflow. This is how I sound."
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
-FAST_RETRIES = {"retries": 2, "backoff": 0.01, "backoff_max": 0.05}
+from airflow_provider_camb.kinds import TEXT_TO_VOICE, kind_of
+from tests.shared import DESCRIPTION, FIRST_VOICE_ID, TEXT
 
 
 @pytest.fixture
-def hook(camb_standin, monkeypatch):
-    """A hook on a connection to the stand-in, with fast retries."""
-    conn = json.loads(camb_standin.connection_json())
-    conn["extra"] = FAST_RETRIES
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
+def hook(camb_connection):
+    """A hook on ``camb_connection`` (the stand-in, fast retries)."""
     with CambHook() as hook:
         yield hook
 
@@ -97,14 +88,33 @@ def test_create_custom_voice_uploads_the_file(hook, camb_standin, tmp_path):
     path = tmp_path / "chosen.wav"
     preview = hook.download_link(hook.get_text_to_voice_result(run_id)[0], path, what="a preview")
     voice_id = hook.create_custom_voice(path, "Narrator", 2, run_id=run_id, age=40)
-    assert isinstance(voice_id, int)
+    assert voice_id == FIRST_VOICE_ID
     received = camb_standin.requests("custom_voice")[0]
     assert received.json["file_sha256"] == preview.sha256
     assert received.query["run_id"] == str(run_id)
 
 
 def test_list_source_languages(hook):
-    assert len(hook.list_source_languages()) > 0
+    languages = hook.list_source_languages()
+    assert [language["short_name"] for language in languages] == ["en-us", "en-gb", "de-de", "es-es", "fr-fr"]
+    assert languages[0] == {"id": 1, "language": "English (United States)", "short_name": "en-us"}
+
+
+@pytest.mark.parametrize("kind", ["transcribe", "audio-separation"])
+def test_the_status_of_transcription_and_audio_separation_is_read_like_any_kind(hook, camb_standin, kind):
+    done = camb_standin.add_task(kind=kind, status="SUCCESS")  # the stand-in's first run: 1000
+    pending = camb_standin.add_task(kind=kind, status="PENDING")
+    camb_kind = kind_of(kind)
+    assert hook.get_task_status(kind, pending) == CambTaskStatus(pending, "PENDING", kind=camb_kind)
+    assert hook.get_task_status(kind, done) == CambTaskStatus(done, "SUCCESS", run_id=1000, kind=camb_kind)
+    assert asyncio.run(hook.aget_task_status(kind, done)) == CambTaskStatus(
+        done, "SUCCESS", run_id=1000, kind=camb_kind
+    )
+    assert [r.path for r in camb_standin.requests("status")] == [
+        f"/{kind}/{pending}",
+        f"/{kind}/{done}",
+        f"/{kind}/{done}",
+    ]
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -172,16 +182,17 @@ def test_a_503_then_200_succeeds(hook, camb_standin):
 def test_a_429_waits_its_retry_after(hook, camb_standin):
     task_id = camb_standin.add_task(status="SUCCESS")
     camb_standin.inject("rate_limit", endpoint="status", times=1, retry_after=1)
-    started = time.monotonic()
     assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
-    assert time.monotonic() - started >= 1.0
+    refused, answered = camb_standin.requests("status")
+    assert (refused.status, answered.status) == (429, 200)
+    assert answered.time - refused.time >= 0.75  # the stand-in's clock: the Retry-After of 1 s, give or take
 
 
 def test_a_429_with_an_http_date_is_understood(hook, camb_standin):
     camb_standin.inject("rate_limit", endpoint="status", times=5, retry_after=0, date_form=True)
     with pytest.raises(CambRateLimitError) as error:
         hook.get_task_status("text-to-voice", camb_standin.add_task())
-    assert error.value.retry_after is not None and error.value.retry_after < 5
+    assert error.value.retry_after is not None and 0 <= error.value.retry_after <= 1  # a date rounded up to 1 s
 
 
 def test_a_create_that_reached_the_server_is_never_sent_twice(hook, camb_standin):
@@ -196,16 +207,18 @@ def test_a_create_that_reached_the_server_is_never_sent_twice(hook, camb_standin
 
 def test_a_rate_limited_create_is_retried(hook, camb_standin):
     camb_standin.inject("rate_limit", endpoint="create", times=1, retry_after=0)
-    assert hook.create_text_to_voice(TEXT, DESCRIPTION)
-    assert camb_standin.request_count("create") == 2
+    task_id = hook.create_text_to_voice(TEXT, DESCRIPTION)
+    assert [r.status for r in camb_standin.requests("create")] == [429, 200]
+    assert hook.get_task_status("text-to-voice", task_id).status == "PENDING"  # the one task CAMB made
 
 
 def test_a_refused_create_is_retried_because_it_never_left(camb_standin, monkeypatch):
     extra = {"retries": 6, "backoff": 0.2, "backoff_max": 0.3}
     hook = use_connection(monkeypatch, host=camb_standin.base_url, password=camb_standin.api_key, extra=extra)
     camb_standin.outage(0.5)
-    assert hook.create_text_to_voice(TEXT, DESCRIPTION)  # refused attempts, then one that lands
+    task_id = hook.create_text_to_voice(TEXT, DESCRIPTION)  # refused attempts, then one that lands
     assert camb_standin.request_count("create") == 1
+    assert hook.get_task_status("text-to-voice", task_id).status == "PENDING"  # the one task CAMB made
 
 
 # --- the key and bad input -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ per process, so the rest of the suite runs without it. The tests read that file 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -28,11 +29,8 @@ from airflow_provider_camb._lineage import camb_namespace, stored_file
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
 from airflow_provider_camb.testing.server import CambStandIn
 from tests.airflow_harness import DagRunResult, asset_events, read_dag_run
+from tests.shared import DESCRIPTION, context
 
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
 ASSET = "camb_lineage_test_voices"
 
 FLOW_DAG = """
@@ -204,7 +202,7 @@ def test_files_in_object_storage_are_reported_in_their_bucket_namespace(
     camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_camb.hooks.camb import CambHook
-    from tests.test_operators import memory_folder
+    from tests.shared import memory_folder
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
     run_id = CambHook().get_task_status("text-to-voice", camb_standin.add_task(status="SUCCESS")).run_id
@@ -243,9 +241,10 @@ def test_the_camb_namespace_never_holds_credentials_or_the_path() -> None:
     assert camb_namespace("https://user:secret@Client.CAMB.ai/apis") == "camb://client.camb.ai"
 
 
-def test_without_the_openlineage_provider_nothing_fails_and_nothing_warns(
+def test_without_the_openlineage_provider_nothing_fails_and_nothing_is_logged(
     camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Nothing at the levels a deployment logs (INFO and up); ``_lineage`` keeps one DEBUG line for whoever looks."""
     from airflow_provider_camb.hooks.camb import CambHook
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", camb_standin.connection_json())
@@ -258,8 +257,8 @@ def test_without_the_openlineage_provider_nothing_fails_and_nothing_warns(
         monkeypatch.setitem(sys.modules, module, None)  # importing it now fails as if it were not installed
 
     assert operator.get_openlineage_facets_on_complete(None) is None
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
-    assert "apache-airflow-providers-openlineage is not installed" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    assert [r.name for r in caplog.records] == ["airflow_provider_camb._lineage"]  # the DEBUG line, and only it
 
 
 def test_importing_the_operators_imports_nothing_of_openlineage() -> None:
@@ -270,3 +269,58 @@ def test_importing_the_operators_imports_nothing_of_openlineage() -> None:
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert child.stdout.strip() == "[]"
+
+
+# --- every kind reports its task, run and files (operators run directly against the stand-in) ------------
+
+
+def _lineage(operator: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str, int | None]]]:
+    """(inputs, outputs with the size of each written file) that the operator reports to OpenLineage."""
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    outputs = []
+    for dataset in lineage.outputs:
+        statistics = dataset.outputFacets.get("outputStatistics")
+        outputs.append((dataset.namespace, dataset.name, None if statistics is None else statistics.size))
+    return [(d.namespace, d.name) for d in lineage.inputs], outputs
+
+
+@pytest.mark.parametrize(
+    ("module", "create", "arguments", "kind"),
+    [
+        ("text_to_speech", "CambTextToSpeechOperator", {"text": "Hello.", "voice_id": 5000, "language": 1}, "tts"),
+        ("text_to_sound", "CambTextToSoundOperator", {"prompt": "Rain on a tin roof"}, "text-to-sound"),
+        (
+            "dubbing",
+            "CambDubbingOperator",
+            {"video_url": "https://media.example.com/a.mp4", "source_language": 1, "target_languages": [76, 31]},
+            "dub",
+        ),
+    ],
+    ids=["speech", "sound", "dubbing"],
+)
+def test_every_kind_reports_the_task_and_run_it_made_and_the_files_it_wrote(
+    camb_connection: CambStandIn, tmp_path: Path, module: str, create: str, arguments: dict[str, Any], kind: str
+) -> None:
+    operators = importlib.import_module(f"airflow_provider_camb.operators.{module}")
+    result_class = {"tts": "CambTextToSpeechResultOperator", "text-to-sound": "CambTextToSoundResultOperator"}
+    namespace = camb_namespace(camb_connection.base_url)
+    creator = getattr(operators, create)(
+        task_id="create", wait_for_completion=True, deferrable=False, poll_interval=0.1, **arguments
+    )
+    ctx = context()
+    run_id = creator.execute(ctx)
+    camb_task_id = ctx["ti"].xcoms["task_id"]
+    assert _lineage(creator) == (
+        [],
+        [(namespace, f"{kind}/task/{camb_task_id}", None), (namespace, f"{kind}/run/{run_id}", None)],
+    )
+
+    saver = getattr(operators, result_class.get(kind, "CambDubbingResultOperator"))(
+        task_id="save", run_id=run_id, destination=str(tmp_path)
+    )
+    saved = saver.execute(context())
+    files = [saved] if kind != "dub" else [f for language in saved.values() for f in language.values() if f]
+    inputs, outputs = _lineage(saver)
+    assert inputs == [(namespace, f"{kind}/run/{run_id}")]
+    assert sorted(outputs) == sorted(("file", file["path"], file["bytes"]) for file in files)
+    assert len(outputs) == (6 if kind == "dub" else 1)  # dubbing: audio, video and transcript per language

@@ -7,14 +7,15 @@ Airflow's ``ObjectStoragePath`` with the Amazon provider and an ``aws`` connecti
 - a download cut off midway leaves no object at all (nor an unfinished multipart upload), and an older
   complete object under the final name is kept;
 - ``CambCreateCustomVoiceOperator`` reads a preview from ``s3://`` (``preview_conn_id``);
-- two different connections for one location are refused, and a location without any says so.
+- two different connections for one location are refused, and a location without any says so and uses boto's
+  own credentials and endpoint (the environment), not ``aws_default``;
+- the XCom ``path`` names the connection (``s3://camb_s3@bucket/...``), so a later task reads it back through it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import logging
 import uuid
@@ -25,32 +26,11 @@ import pytest
 
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb.exceptions import CambConnectionError, CambInputError
-from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.text_to_voice import CambCreateCustomVoiceOperator, TextToVoiceResultOperator
-from tests.object_storage import MotoS3
+from tests.object_storage import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
+from tests.shared import FIRST_VOICE_ID, context, finished_run, ids
 
 CONN_ID = "camb_s3"
-_ids = itertools.count()
-
-
-class _TaskInstance:
-    try_number, max_tries = 1, 0  # the first try of a task without retries
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
-
-
-def context() -> dict[str, Any]:
-    return {"ti": _TaskInstance()}
-
-
-@pytest.fixture
-def camb(camb_standin, monkeypatch):
-    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff)."""
-    conn = json.loads(camb_standin.connection_json())
-    conn["extra"] = {"retries": 2, "backoff": 0.01, "backoff_max": 0.05}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-    return camb_standin
 
 
 @pytest.fixture
@@ -59,23 +39,16 @@ def bucket(s3_connection: MotoS3) -> str:
     return s3_connection.create_bucket(f"camb-{uuid.uuid4().hex[:16]}")
 
 
-def finished_run(standin) -> int:
-    run_id = CambHook().get_task_status("text-to-voice", standin.add_task(status="SUCCESS")).run_id
-    assert isinstance(run_id, int)
-    standin.clear_requests()
-    return run_id
-
-
 def wav_seconds(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as audio:
         return audio.getnframes() / audio.getframerate()
 
 
-def key_of(path: str, bucket: str) -> str:
-    """The object key of an ``s3://[conn_id@]bucket/key`` path from the XCom."""
-    location = path.removeprefix("s3://").removeprefix(f"{CONN_ID}@")
-    assert location.startswith(f"{bucket}/"), path
-    return location.removeprefix(f"{bucket}/")
+def key_of(path: str, bucket: str, conn_id: str | None = CONN_ID) -> str:
+    """The object key of the XCom path ``s3://<conn_id>@<bucket>/<key>`` (``s3://<bucket>/<key>`` without one)."""
+    prefix = f"s3://{conn_id}@{bucket}/" if conn_id else f"s3://{bucket}/"
+    assert path.startswith(prefix), f"{path!r} does not start with {prefix!r}"
+    return path.removeprefix(prefix)
 
 
 # --- through real DAG runs ----------------------------------------------------------------------
@@ -116,7 +89,7 @@ HOW = {
 def test_previews_are_whole_objects_in_s3_with_the_sha256_of_the_xcom(
     run_dag, camb_connection, s3_connection, bucket, how
 ):
-    source = FLOW_DAG.format(dag_id=f"object_storage_flow_{next(_ids)}", destination=how.format(bucket=bucket))
+    source = FLOW_DAG.format(dag_id=f"object_storage_flow_{next(ids)}", destination=how.format(bucket=bucket))
     result = run_dag.run(source)
 
     assert result.task_states == {"create": "success", "download": "success", "keep": "success"}
@@ -144,21 +117,23 @@ def download(run_id: int, destination: str, **options: Any) -> list[dict[str, An
     return operator.execute(context())
 
 
-def test_a_preview_cut_off_midway_leaves_no_object_in_s3(camb, s3_connection, bucket):
-    run_id = finished_run(camb)
-    camb.inject("truncate", endpoint="preview", times=3)  # every attempt of the first preview (1 + 2 retries)
+def test_a_preview_cut_off_midway_leaves_no_object_in_s3(camb_connection, s3_connection, bucket):
+    run_id = finished_run(camb_connection)
+    camb_connection.inject(
+        "truncate", endpoint="preview", times=3
+    )  # every attempt of the first preview (1 + 2 retries)
     with pytest.raises(CambConnectionError, match="cut off"):
         download(run_id, f"s3://{bucket}/voices", destination_conn_id=CONN_ID)
-    assert camb.request_count("preview") == 3  # each attempt got halfway
+    assert camb_connection.request_count("preview") == 3  # each attempt got halfway
     assert s3_connection.keys(bucket) == []
     assert s3_connection.unfinished_uploads(bucket) == []
 
 
-def test_a_preview_cut_off_once_is_fetched_again_and_stored_whole(camb, s3_connection, bucket):
-    run_id = finished_run(camb)
-    camb.inject("truncate", endpoint="preview", times=1)
+def test_a_preview_cut_off_once_is_fetched_again_and_stored_whole(camb_connection, s3_connection, bucket):
+    run_id = finished_run(camb_connection)
+    camb_connection.inject("truncate", endpoint="preview", times=1)
     saved = download(run_id, f"s3://{bucket}/voices", destination_conn_id=CONN_ID)
-    assert camb.request_count("preview") == 3  # the first preview twice, the second once
+    assert camb_connection.request_count("preview") == 3  # the first preview twice, the second once
     assert s3_connection.keys(bucket) == [key_of(entry["path"], bucket) for entry in saved]
     for entry in saved:
         data = s3_connection.read(bucket, key_of(entry["path"], bucket))
@@ -166,10 +141,10 @@ def test_a_preview_cut_off_once_is_fetched_again_and_stored_whole(camb, s3_conne
         assert wav_seconds(data) == pytest.approx(1.0, abs=0.01)
 
 
-def test_a_failed_rerun_keeps_the_complete_object(camb, s3_connection, bucket):
-    run_id = finished_run(camb)
+def test_a_failed_rerun_keeps_the_complete_object(camb_connection, s3_connection, bucket):
+    run_id = finished_run(camb_connection)
     first = download(run_id, f"s3://{bucket}/voices", destination_conn_id=CONN_ID)
-    camb.inject("truncate", endpoint="preview", times=3)
+    camb_connection.inject("truncate", endpoint="preview", times=3)
     with pytest.raises(CambConnectionError):
         download(run_id, f"s3://{bucket}/voices", destination_conn_id=CONN_ID)
     assert s3_connection.keys(bucket) == [key_of(entry["path"], bucket) for entry in first]
@@ -177,7 +152,7 @@ def test_a_failed_rerun_keeps_the_complete_object(camb, s3_connection, bucket):
         assert s3_connection.sha256(bucket, key_of(entry["path"], bucket)) == entry["sha256"]
 
 
-def test_a_custom_voice_is_made_from_a_preview_in_s3_with_preview_conn_id(camb, s3_connection, bucket):
+def test_a_custom_voice_is_made_from_a_preview_in_s3_with_preview_conn_id(camb_connection, s3_connection, bucket):
     audio = b"RIFF" + bytes(range(256)) * 64
     s3_connection.client().put_object(Bucket=bucket, Key="kept/voice.wav", Body=audio)
     voice_id = CambCreateCustomVoiceOperator(
@@ -187,30 +162,57 @@ def test_a_custom_voice_is_made_from_a_preview_in_s3_with_preview_conn_id(camb, 
         voice_name="Narrator",
         gender=2,
     ).execute(context())
-    assert isinstance(voice_id, int)
-    (sent,) = camb.requests("custom_voice")
+    assert voice_id == FIRST_VOICE_ID
+    (sent,) = camb_connection.requests("custom_voice")
     assert sent.json["file_sha256"] == hashlib.sha256(audio).hexdigest()
     assert sent.json["file_name"] == "voice.wav"
 
 
-def test_a_missing_preview_in_s3_is_refused_before_any_request(camb, s3_connection, bucket):
+def test_a_missing_preview_in_s3_is_refused_before_any_request(camb_connection, s3_connection, bucket):
     with pytest.raises(CambInputError, match="does not exist"):
         CambCreateCustomVoiceOperator(
             task_id="keep", preview=f"s3://{bucket}/missing.wav", preview_conn_id=CONN_ID, voice_name="N", gender=2
         ).execute(context())
-    assert camb.request_count() == 0
+    assert camb_connection.request_count() == 0
 
 
-def test_two_different_connections_for_one_destination_are_refused_before_any_request(camb, s3_connection, bucket):
+def test_two_different_connections_for_one_destination_are_refused_before_any_request(
+    camb_connection, s3_connection, bucket
+):
     with pytest.raises(CambInputError, match="names the connection 'other' but destination_conn_id is 'camb_s3'"):
         download(1, f"s3://other@{bucket}/voices", destination_conn_id=CONN_ID)
-    assert camb.request_count() == 0
+    assert camb_connection.request_count() == 0
 
 
-def test_the_same_connection_named_twice_is_fine(camb, s3_connection, bucket):
-    run_id = finished_run(camb)
+def test_the_same_connection_named_twice_is_fine(camb_connection, s3_connection, bucket):
+    run_id = finished_run(camb_connection)
     saved = download(run_id, f"s3://{CONN_ID}@{bucket}/same", destination_conn_id=CONN_ID)
     assert s3_connection.keys(bucket) == sorted(key_of(entry["path"], bucket) for entry in saved)
+
+
+def test_without_a_connection_boto_s_own_credentials_and_endpoint_apply_not_aws_default(
+    camb_connection, s3_connection, bucket, camb_standin_factory, monkeypatch, caplog
+):
+    decoy = camb_standin_factory()  # an HTTP server on loopback that records whatever reaches it
+    aws_default = {"conn_type": "aws", "login": "decoy", "password": "decoy", "extra": {"endpoint_url": decoy.base_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(aws_default))
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": s3_connection.endpoint_url,  # boto's own endpoint setting: moto
+    }.items():
+        monkeypatch.setenv(name, value)
+    run_id = finished_run(camb_connection)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_camb._storage"):
+        saved = download(run_id, f"s3://{bucket}/boto")
+    names = [f"boto/camb_run_{run_id}_preview_{index}.wav" for index in range(2)]
+    assert [key_of(entry["path"], bucket, conn_id=None) for entry in saved] == names
+    assert s3_connection.keys(bucket) == names
+    for entry in saved:
+        assert s3_connection.sha256(bucket, key_of(entry["path"], bucket, conn_id=None)) == entry["sha256"]
+    assert decoy.request_count() == 0  # aws_default's endpoint was never asked
+    assert "names no Airflow connection" in caplog.text
 
 
 def test_an_object_storage_destination_without_a_connection_says_which_credentials_apply(

@@ -8,28 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
 from airflow_provider_camb.api import CambSettings, settings_from
-from airflow_provider_camb.exceptions import CambInputError
+from airflow_provider_camb.exceptions import CambInputError, CambRateLimitError, CambWaitTimeoutError
 from airflow_provider_camb.hooks import _rate_limit
-from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechResultOperator
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 from airflow_provider_camb.testing import CambStandIn, RecordedRequest
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
-
-FAST = {"backoff": 0.05, "backoff_max": 0.2}
+from tests.shared import FAST_RETRIES, context, finished_run, ids
+from tests.virtual_clock import VirtualClock
 
 
 def connect(monkeypatch: pytest.MonkeyPatch, conn_id: str, standin: CambStandIn, **extra: Any) -> None:
     conn = json.loads(standin.connection_json())
-    conn["extra"] = {**FAST, **extra}
+    conn["extra"] = {**FAST_RETRIES, **extra}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
@@ -84,7 +86,7 @@ def statuses(records: list[RecordedRequest]) -> Counter[int]:
 
 
 def test_320_waits_on_one_key_learn_the_servers_limit_and_all_succeed(camb_standin, monkeypatch):
-    """No max_requests_per_second: after the first 429s the waits keep under the limit (<= 2% refused)."""
+    """No max_requests_per_second: after the first 429s the waits keep under the stand-in's limit."""
     connect(monkeypatch, "camb_default", camb_standin)
     reads = count_settings_reads(monkeypatch)
     camb_standin.rate_limit(100)  # 320 waits polling every second ask for 320 requests per second
@@ -95,41 +97,78 @@ def test_320_waits_on_one_key_learn_the_servers_limit_and_all_succeed(camb_stand
     assert [event["status"] for event in events] == ["SUCCESS"] * 320
     assert reads == {"camb_default": 1}  # one connection read for 320 waits
     records = camb_standin.requests("status")
-    first = min(record.time for record in records)
-    early = [record for record in records if record.time < first + 1.0]
-    later = [record for record in records if record.time >= first + 1.0]
-    assert statuses(early)[429] > 0, "the stand-in's limit was never reached: the test proves nothing"
-    refused = statuses(later)[429]
-    assert refused <= 0.02 * len(later), (refused, len(later))
+    refused = [record for record in records if record.status == 429]
+    assert refused, "the stand-in's limit was never reached: the test proves nothing"
+    # Counted by the stand-in, whose one-second windows are the limit: once the limiter has learnt it (a
+    # second after the first 429), few requests go beyond it. A peer without the limiter: 81 % refused.
+    later = [record for record in records if record.time >= refused[0].time + 1.0]
+    assert statuses(later)[429] <= 0.1 * len(later), (statuses(later), len(later))
 
 
-def test_a_retry_after_holds_back_every_wait_on_the_key_but_not_another_connection(camb_standin_factory, monkeypatch):
-    """A 429 with Retry-After: 3 to one poll pauses every wait on that key; the other key's waits go on."""
-    limited, other = camb_standin_factory(pending_seconds=5.0), camb_standin_factory(pending_seconds=5.0)
+# --- a 429 pauses the key: every wait on it, and no other key -------------------------------------------
+
+PAUSE = 30  # seconds a 429 asks for: far longer than each check below takes
+REFUSALS = {
+    "Retry-After": {"retry_after": PAUSE},
+    "Retry-After as a date": {"retry_after": PAUSE, "date_form": True},
+    "X-RateLimit-Reset in seconds": {"retry_after": PAUSE, "header": "X-RateLimit-Reset"},
+    "X-RateLimit-Reset as an epoch time": {"retry_after": PAUSE, "header": "X-RateLimit-Reset", "date_form": True},
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSALS.values(), ids=REFUSALS)
+def test_a_429_pauses_every_connection_with_the_key_but_no_other_key(camb_standin_factory, monkeypatch, refusal):
+    limited, other = camb_standin_factory(), camb_standin_factory()
     connect(monkeypatch, "camb_a", limited)
+    connect(monkeypatch, "camb_a_too", limited)  # another connection holding the same key
     connect(monkeypatch, "camb_b", other)
-    a_ids = [limited.add_task(pending_seconds=5.0) for _ in range(20)]
-    b_ids = [other.add_task(pending_seconds=5.0) for _ in range(20)]
+    task, other_task = limited.add_task(status="PENDING"), other.add_task(status="PENDING")
+    limited.inject("rate_limit", endpoint="status", **refusal)
 
-    async def refuse_one_poll_a_second_in() -> None:
-        await asyncio.sleep(1.0)
-        limited.inject("rate_limit", endpoint="status", times=1, retry_after=3)
+    async def main() -> tuple[list[Any], list[str]]:
+        first, same_key, other_key = CambHook("camb_a"), CambHook("camb_a_too"), CambHook("camb_b")
+        async with first.async_session():
+            with pytest.raises(CambRateLimitError):  # the 429; its wait is due long after this deadline
+                await first.aget_task_status("text-to-voice", task, retry_until=time.time() + 1)
+            limiters = [(await hook._akey()).limiter for hook in (first, same_key, other_key)]
+            paused_for = limiters[0].paused_until - time.monotonic()
+            with pytest.raises(CambRateLimitError) as held:  # the same key, another connection: held back
+                await same_key.aget_task_status("text-to-voice", task, retry_until=time.time() + 1)
+            status = await other_key.aget_task_status("text-to-voice", other_task, retry_until=time.time() + 1)
+        return [limiters[0] is limiters[1], limiters[0] is limiters[2], paused_for, status.status], [str(held.value)]
 
-    a_events, b_events = run_all(
-        waits(a_ids, "camb_a", poll_interval=0.2),
-        waits(b_ids, "camb_b", poll_interval=0.2),
-        during=refuse_one_poll_a_second_in,
-    )
+    (shared, shared_with_other, paused_for, other_status), (held_message,) = asyncio.run(main())
+    assert (shared, shared_with_other) == (True, False)  # one limiter per key, whichever connection holds it
+    # The key is paused for what the header asked (a date is rounded up to the next whole second), less
+    # the moments this test took so far.
+    assert 0.5 * PAUSE < paused_for <= PAUSE + 1
+    assert "held back reading the status of CAMB text-to-voice task" in held_message
+    assert [r.status for r in limited.requests("status")] == [429]  # nothing else was sent on that key ...
+    assert [r.status for r in other.requests("status")] == [200]  # ... while the other key went on
+    assert other_status == "PENDING"
 
-    assert [e["status"] for e in a_events + b_events] == ["SUCCESS"] * 40
-    a_records, b_records = limited.requests("status"), other.requests("status")
-    (refused,) = [record for record in a_records if record.status == 429]
-    # Polls already on the wire when the 429 came may still land just after it; then nothing for 3 s.
-    held = (refused.time + 0.5, refused.time + 2.9)
-    assert [r for r in a_records if held[0] <= r.time < held[1]] == []
-    assert len([r for r in b_records if held[0] <= r.time < held[1]]) >= 20  # the other key kept polling
-    resumed = sorted(r.time for r in a_records if r.time >= held[1])
-    assert resumed and resumed[0] >= refused.time + 2.9  # the refused poll's wait honoured it too
+
+def test_a_wait_held_back_past_its_deadline_ends_as_a_sensor_timeout(camb_standin, monkeypatch):
+    connect(monkeypatch, "camb_default", camb_standin)
+    task = camb_standin.add_task(status="PENDING")
+    camb_standin.inject("rate_limit", endpoint="status", retry_after=PAUSE)
+
+    async def main() -> dict[str, Any]:
+        hook = CambHook()
+        async with hook.async_session():
+            with pytest.raises(CambRateLimitError):
+                await hook.aget_task_status("text-to-voice", task, retry_until=time.time() + 0.5)
+            (trigger,) = waits([task], "camb_default", poll_interval=0.1, deadline=time.time() + 1.0)
+            return await wait_for(trigger)  # in the same loop: the key is still paused for ~30 s
+
+    event = asyncio.run(main())
+    assert event["outcome"] == "deadline"
+    assert "held back" in event["message"] and camb_standin.api_key not in event["message"]
+    assert [r.status for r in camb_standin.requests("status")] == [429]  # the held-back wait sent nothing
+    sensor = TextToVoiceStatusSensor(task_id="wait", camb_task_id=task, timeout=1)
+    with pytest.raises(CambWaitTimeoutError, match=r"rate limit of this API key .* held back") as caught:
+        sensor.execute_complete(context(), event)
+    assert isinstance(caught.value, AirflowSensorTimeout)  # Airflow's sensor timeout: no retries
 
 
 # --- the cap ---------------------------------------------------------------------------------------
@@ -137,66 +176,75 @@ def test_a_retry_after_holds_back_every_wait_on_the_key_but_not_another_connecti
 
 def test_max_requests_per_second_delays_polls_but_drops_none(camb_standin, monkeypatch):
     connect(monkeypatch, "camb_default", camb_standin, max_requests_per_second=10)
+    camb_standin.rate_limit(20)  # the stand-in counts each second; twice the cap is a generous margin
     task_ids = [camb_standin.add_task(pending_seconds=0.5) for _ in range(30)]
 
-    (events,) = run_all(waits(task_ids, "camb_default", poll_interval=0.2))
+    (events,) = run_all(waits(task_ids, "camb_default", poll_interval=0.2))  # 150 polls a second if uncapped
 
     assert [event["status"] for event in events] == ["SUCCESS"] * 30
     records = camb_standin.requests("status")
-    assert statuses(records)[429] == 0
-    assert len(records) >= 30  # every wait polled until it saw SUCCESS
-    per_second = Counter(math.floor(record.time - records[0].time) for record in records)
-    assert max(per_second.values()) <= 11  # 10 per second, evenly spaced (one more at a window's edge)
+    assert statuses(records)[429] == 0  # never past twice the cap in any second the stand-in counted
+    assert {record.path_id for record in records} == set(task_ids)  # every wait polled until it saw SUCCESS
 
 
-def test_a_wait_whose_turn_comes_after_its_deadline_ends_as_a_timeout(camb_standin, monkeypatch):
-    connect(monkeypatch, "camb_default", camb_standin, max_requests_per_second=1)
-    task_ids = [camb_standin.add_task(pending_seconds=60) for _ in range(6)]
-
-    (events,) = run_all(waits(task_ids, "camb_default", poll_interval=0.2, deadline=time.time() + 2.0))
-
-    assert [event["outcome"] for event in events] == ["deadline"] * 6
-    held_back = [event for event in events if "rate limit" in event["message"]]
-    assert held_back, [event["message"] for event in events]
-    assert "held back" in held_back[0]["message"] and camb_standin.api_key not in held_back[0]["message"]
-    assert camb_standin.request_count("status") <= 4  # 1 per second for 2 s, never a burst past the cap
+# --- the worker side waits out each 429 itself --------------------------------------------------------
 
 
-# --- the limiter's rules -----------------------------------------------------------------------------
+def gap_after_the_429(records: list[RecordedRequest]) -> float:
+    """Seconds between the 429 and the request after it, on the stand-in's clock."""
+    (refused,) = [index for index, record in enumerate(records) if record.status == 429]
+    return records[refused + 1].time - records[refused].time
 
 
-def test_a_burst_of_429s_to_polls_sent_together_cuts_the_rate_once():
-    async def burst() -> tuple[float, float, float]:
-        limiter = KeyLimiter()
-        for _ in range(50):
-            limiter.answered()  # CAMB answered 50 polls in the last second
-        sent_in = limiter.epoch
-        limiter.refused(2.0, sent_in)
-        after_first = limiter.rate
-        for _ in range(30):  # the other polls of the same burst
-            limiter.refused(2.0, sent_in)
-        pause = limiter.paused_until - time.monotonic()
-        return after_first, limiter.rate, pause
+@pytest.mark.parametrize("endpoint", ["status", "result", "preview"])
+def test_the_worker_side_waits_out_a_429s_retry_after(camb_standin, monkeypatch, tmp_path, endpoint):
+    """Create, result, download and worker-side status calls wait the Retry-After the 429 asked for."""
+    connect(monkeypatch, "camb_default", camb_standin, retries=1)
+    run_id = finished_run(camb_standin)
+    task_id = camb_standin.add_task(status="SUCCESS")
+    camb_standin.inject("rate_limit", endpoint=endpoint, retry_after=1)
+    with CambHook() as hook:
+        if endpoint == "status":
+            assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
+        else:
+            saved = TextToVoiceResultOperator(task_id="save", run_id=run_id, destination=tmp_path).execute(context())
+            assert [entry["bytes"] for entry in saved] == [path.stat().st_size for path in sorted(tmp_path.iterdir())]
+    records = camb_standin.requests(endpoint)
+    assert [r.status for r in records][:2] == [429, 200]
+    assert gap_after_the_429(records) >= 0.75  # the stand-in's clock: the Retry-After of 1 s, give or take
 
-    after_first, after_burst, pause = asyncio.run(burst())
-    assert after_first == pytest.approx(50 * _rate_limit.CUT)
-    assert after_burst == after_first
-    assert 1.9 < pause <= 2.0
+
+def test_speech_streamed_from_the_api_waits_out_a_429(camb_standin, monkeypatch, tmp_path):
+    connect(monkeypatch, "camb_default", camb_standin, retries=1)
+    run_id = finished_run(camb_standin, "tts")
+    camb_standin.inject("rate_limit", endpoint="result", retry_after=1)
+    saved = CambTextToSpeechResultOperator(task_id="save", run_id=run_id, destination=tmp_path).execute(context())
+    assert saved["bytes"] == (tmp_path / f"camb_speech_run_{run_id}.wav").stat().st_size
+    records = camb_standin.requests("result")
+    assert [r.status for r in records] == [429, 200]
+    assert gap_after_the_429(records) >= 0.75
 
 
-def test_a_limit_is_active_only_after_a_429_or_with_a_cap():
-    async def intervals() -> tuple[float, float, float]:
-        free, capped = KeyLimiter(), KeyLimiter(cap=4.0)
-        for _ in range(100):
-            free.answered()
-        before = free.interval
-        free.refused(None, free.epoch)
-        return before, free.interval, capped.interval
+POKE_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 
-    before, after_429, capped = asyncio.run(intervals())
-    assert before == 0.0  # no limit: polls pass without waiting
-    assert after_429 == pytest.approx(1 / (100 * _rate_limit.CUT))
-    assert capped == 0.25
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    TextToVoiceStatusSensor(task_id="wait", camb_task_id={task_id!r}, poll_interval=0.5, mode="poke")
+"""
+
+
+def test_a_poke_mode_sensor_waits_out_a_429(run_dag, camb_standin, monkeypatch):
+    connect(monkeypatch, "camb_default", camb_standin, retries=1)
+    task_id = camb_standin.add_task(status="SUCCESS")
+    camb_standin.inject("rate_limit", endpoint="status", retry_after=1)
+    result = run_dag.run(POKE_DAG.format(dag_id=f"rate_limited_poke_{next(ids)}", task_id=task_id))
+    assert result.task_states == {"wait": "success"}
+    assert result.tries["wait"] == 1  # waited out inside the poke, not by failing the try
+    records = camb_standin.requests("status")
+    assert [r.status for r in records] == [429, 200]
+    assert gap_after_the_429(records) >= 0.75
 
 
 # --- settings: read once per key, re-read after a while ------------------------------------------------
@@ -214,7 +262,8 @@ def test_waits_on_one_connection_read_it_once(camb_standin, monkeypatch):
 
 
 def test_a_rotated_key_is_picked_up_after_the_settings_expire(monkeypatch):
-    monkeypatch.setattr(_rate_limit, "SETTINGS_TTL", 0.3)
+    clock = VirtualClock()  # the settings' clock: moved by hand, no test time spent waiting
+    monkeypatch.setattr(_rate_limit, "time", clock)
 
     def use_key(key: str) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_CAMB_ROTATING", json.dumps({"conn_type": "camb", "password": key}))
@@ -224,8 +273,9 @@ def test_a_rotated_key_is_picked_up_after_the_settings_expire(monkeypatch):
         use_key("old-key")
         seen.append((await hook.asettings()).api_key)
         use_key("new-key")
+        clock.now += _rate_limit.SETTINGS_TTL - 1
         seen.append((await hook.asettings()).api_key)  # still the cached settings
-        await asyncio.sleep(0.4)
+        clock.now += 2
         seen.append((await hook.asettings()).api_key)
         return seen
 
@@ -233,14 +283,15 @@ def test_a_rotated_key_is_picked_up_after_the_settings_expire(monkeypatch):
 
 
 def test_a_failed_re_read_keeps_the_running_waits_on_the_settings_read_before(monkeypatch):
-    monkeypatch.setattr(_rate_limit, "SETTINGS_TTL", 0.2)
+    clock = VirtualClock()
+    monkeypatch.setattr(_rate_limit, "time", clock)
     monkeypatch.setenv("AIRFLOW_CONN_CAMB_GOING", json.dumps({"conn_type": "camb", "password": "the-key"}))
 
     async def keys_seen() -> list[str]:
         hook = CambHook("camb_going")
         seen = [(await hook.asettings()).api_key]
         monkeypatch.delenv("AIRFLOW_CONN_CAMB_GOING")  # the connection cannot be read any more
-        await asyncio.sleep(0.3)
+        clock.now += _rate_limit.SETTINGS_TTL + 1
         seen.append((await hook.asettings()).api_key)
         return seen
 
@@ -267,15 +318,3 @@ def test_an_empty_form_field_means_the_default(name):
     defaults = settings_from("c", None, None, "key", {})
     for empty in (None, ""):
         assert getattr(settings_from("c", None, None, "key", {name: empty}), name) == getattr(defaults, name)
-
-
-def test_the_worker_side_keeps_honouring_retry_after(camb_standin, monkeypatch):
-    """The sync path (create, result, download, worker-side status) waits out a 429's Retry-After itself."""
-    connect(monkeypatch, "camb_default", camb_standin, retries=1)
-    camb_standin.inject("rate_limit", endpoint="status", times=1, retry_after=1)
-    task_id = camb_standin.add_task(status="SUCCESS")
-    with CambHook() as hook:
-        assert hook.get_task_status("text-to-voice", task_id).status == "SUCCESS"
-    first, second = camb_standin.requests("status")
-    assert (first.status, second.status) == (429, 200)
-    assert second.time - first.time >= 1.0

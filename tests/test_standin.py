@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import http.client
 import io
@@ -24,13 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from airflow_provider_camb.testing import FAULTS, CambStandIn, CambStandInClient
-
-TEXT = "Hello from Airflow. This is how I sound."
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
+from airflow_provider_camb.testing import CambStandIn, CambStandInClient
+from tests.shared import DESCRIPTION, TEXT, listening, wait_until
 
 
 def key(standin: CambStandIn) -> dict[str, str]:
@@ -135,21 +129,21 @@ def test_create_rejects_a_body_that_is_not_json(camb_standin, data):
 
 def test_a_task_is_pending_then_succeeds_with_increasing_integer_run_ids(camb_standin_factory):
     standin = camb_standin_factory(pending_seconds=0.3)
+    standin.configure(pending_from_first_status=True)  # however slow this machine, the first read sees PENDING
     first, second = (create(standin).json()["task_id"] for _ in range(2))
     pending = get(standin, f"/text-to-voice/{first}").json()
     assert pending == {"status": "PENDING", "run_id": None, "exception_reason": None, "message": None}
-    started = time.monotonic()
     done = wait_terminal(standin, first)
-    assert time.monotonic() - started > 0.1
     assert done == {"status": "SUCCESS", "run_id": 1000, "exception_reason": None, "message": None}
     assert wait_terminal(standin, second)["run_id"] == 1001
 
 
 def test_pending_from_the_first_status_read_means_the_first_read_always_sees_pending(camb_standin_factory):
     standin = camb_standin_factory(pending_seconds=0.3)
+    from_creation = create(standin).json()["task_id"]
     standin.configure(pending_from_first_status=True)
     task_id = create(standin).json()["task_id"]
-    time.sleep(0.6)  # twice the pending time since creation: from creation, it would be over
+    assert wait_terminal(standin, from_creation)["status"] == "SUCCESS"  # created at the same time: over now
     assert get(standin, f"/text-to-voice/{task_id}").json()["status"] == "PENDING"
     assert wait_terminal(standin, task_id)["status"] == "SUCCESS"
 
@@ -363,115 +357,6 @@ def test_source_languages_have_the_sdk_shape(camb_standin):
     assert all(isinstance(x["id"], int) and x["language"] and x["short_name"] for x in languages)
 
 
-# --- faults --------------------------------------------------------------------------------------
-
-
-def test_faults_lists_every_fault_and_rejects_unknown_ones(camb_standin):
-    assert set(FAULTS) == {
-        "http_500", "http_502", "http_503", "rate_limit", "slow", "drop", "malformed_json",
-        "html_error", "empty_body", "unknown_status", "unauthorized", "not_found", "truncate",
-    }  # fmt: skip
-    with pytest.raises(ValueError, match="Unknown fault"):
-        camb_standin.inject("gremlins")
-    with pytest.raises(ValueError, match="endpoint"):
-        camb_standin.inject("http_500", endpoint="everything")
-    with pytest.raises(ValueError, match="times"):
-        camb_standin.inject("http_500", times=0)
-
-
-@pytest.mark.parametrize(
-    ("fault", "params", "status", "content_type", "body"),
-    [
-        ("http_500", {}, 500, "application/json", None),
-        ("http_502", {}, 502, "application/json", None),
-        ("http_503", {}, 503, "application/json", None),
-        ("malformed_json", {}, 200, "application/json", b'{"status": "PEN'),
-        ("html_error", {}, 502, "text/html", None),
-        ("empty_body", {}, 200, None, b""),
-        ("unauthorized", {}, 401, "application/json", None),
-        ("not_found", {}, 404, "application/json", None),
-        ("unknown_status", {}, 200, "application/json", None),
-        ("unknown_status", {"status": "WARMING_UP"}, 200, "application/json", None),
-    ],
-)
-def test_each_reply_fault_replaces_the_next_reply_once(camb_standin, fault, params, status, content_type, body):
-    task_id = camb_standin.add_task(status="SUCCESS")
-    camb_standin.inject(fault, **params)
-    reply = get(camb_standin, f"/text-to-voice/{task_id}")
-    assert reply.status_code == status
-    if content_type:
-        assert reply.headers["content-type"].startswith(content_type)
-    if body is not None:
-        assert reply.content == body
-    if content_type == "application/json" and status != 200:
-        assert isinstance(reply.json()["detail"], str)
-    if fault == "html_error":
-        assert reply.text.lstrip().startswith("<html")
-    if fault == "unknown_status":
-        assert reply.json() == {
-            "status": params.get("status", "QUEUED_FOR_GPU"),
-            "run_id": None,
-            "exception_reason": None,
-            "message": None,
-        }
-    assert get(camb_standin, f"/text-to-voice/{task_id}").json()["status"] == "SUCCESS"  # used up
-    assert [r.status for r in camb_standin.requests("status")] == [status, 200]
-
-
-def test_rate_limit_sends_retry_after_in_seconds_or_as_a_date(camb_standin):
-    task_id = camb_standin.add_task()
-    camb_standin.inject("rate_limit")
-    camb_standin.inject("rate_limit", retry_after=3)
-    camb_standin.inject("rate_limit", retry_after=30, date_form=True)
-    assert [get(camb_standin, f"/text-to-voice/{task_id}").headers["retry-after"] for _ in range(2)] == ["1", "3"]
-    dated = get(camb_standin, f"/text-to-voice/{task_id}")
-    assert dated.status_code == 429
-    wait = email.utils.parsedate_to_datetime(dated.headers["retry-after"]).timestamp() - time.time()
-    assert 28 < wait <= 31
-
-
-def test_slow_delays_then_replies_normally(camb_standin):
-    task_id = camb_standin.add_task(status="SUCCESS")
-    camb_standin.inject("slow", delay=0.4)
-    started = time.monotonic()
-    assert get(camb_standin, f"/text-to-voice/{task_id}").json()["status"] == "SUCCESS"
-    assert time.monotonic() - started >= 0.4
-    camb_standin.inject("slow", delay=1)
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        get(camb_standin, f"/text-to-voice/{task_id}", timeout=0.2)
-
-
-def test_drop_closes_the_connection_without_a_reply(camb_standin):
-    camb_standin.inject("drop", endpoint="create")
-    with pytest.raises(requests.exceptions.ConnectionError):
-        create(camb_standin)
-    assert create(camb_standin).status_code == 200
-    assert [r.status for r in camb_standin.requests("create")] == [0, 200]
-
-
-def test_truncate_cuts_a_preview_short_after_a_full_content_length(camb_standin):
-    url = get(camb_standin, f"/text-to-voice-result/{success_run(camb_standin)}").json()["previews"][0]
-    camb_standin.inject("truncate", endpoint="preview")
-    sizes: list[int] = []
-    with requests.get(url, stream=True, timeout=10) as reply:
-        expected = int(reply.headers["content-length"])
-        with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
-            sizes.extend(len(chunk) for chunk in reply.iter_content(4096))  # keeps what arrived before the error
-    assert 0 < sum(sizes) < expected
-    assert len(requests.get(url, timeout=10).content) == expected  # used up
-
-
-def test_faults_match_their_endpoint_in_fifo_order_and_any_matches_all(camb_standin):
-    task_id = camb_standin.add_task(status="SUCCESS")
-    camb_standin.inject("http_500", endpoint="languages")
-    camb_standin.inject("http_502", times=2)
-    camb_standin.inject("http_503")
-    camb_standin.inject("not_found", endpoint="any")
-    assert [get(camb_standin, f"/text-to-voice/{task_id}").status_code for _ in range(4)] == [502, 502, 503, 404]
-    assert get(camb_standin, "/source-languages").status_code == 500
-    assert get(camb_standin, "/source-languages").status_code == 200
-
-
 # --- outage, recording and control ---------------------------------------------------------------
 
 
@@ -485,7 +370,7 @@ def test_outage_refuses_connections_then_recovers_on_the_same_port(camb_standin)
         session.get(camb_standin.base_url + "/source-languages", timeout=5)
     with pytest.raises(requests.exceptions.ConnectionError):
         get(camb_standin, "/source-languages")
-    time.sleep(0.7)
+    wait_until(lambda: listening(port), "the stand-in listening again after its outage", timeout=10)
     assert session.get(camb_standin.base_url + "/source-languages", timeout=5).status_code == 200
     assert camb_standin.port == port
     assert camb_standin.request_count("languages") == 2
@@ -533,7 +418,7 @@ def test_the_control_client_drives_a_stand_in_over_http(camb_standin):
     client.outage(0.3)
     with pytest.raises(requests.exceptions.ConnectionError):
         get(camb_standin, "/source-languages")
-    time.sleep(0.5)
+    wait_until(lambda: listening(camb_standin.port), "the stand-in listening again after its outage", timeout=10)
     assert get(camb_standin, "/source-languages").status_code == 200
 
 
@@ -556,8 +441,11 @@ def test_start_is_idempotent_and_stop_releases_the_port(camb_standin_factory):
 # --- the CLI and the official SDK ----------------------------------------------------------------
 
 
-def read_lines(process: subprocess.Popen[str], count: int, timeout: float = 15.0) -> list[str]:
-    """The first ``count`` lines the process prints, read in a thread so a silent process cannot hang the test."""
+def read_lines(process: subprocess.Popen[str], count: int, timeout: float = 120.0) -> list[str]:
+    """The first ``count`` lines the process prints, read in a thread so a silent process cannot hang the test.
+
+    The deadline is generous: on a loaded machine the CLI takes long to import Airflow before it prints.
+    """
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout
@@ -584,7 +472,7 @@ def test_the_cli_prints_its_addresses_serves_and_exits_cleanly(signum):
             assert client.request_count("status") == 1
         finally:
             process.send_signal(signum)
-            assert process.wait(timeout=10) == 0
+            assert process.wait(timeout=60) == 0
 
 
 def test_the_official_camb_sdk_runs_a_whole_task_against_the_stand_in(camb_standin):

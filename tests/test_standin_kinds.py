@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import time
 import wave
 
@@ -11,8 +10,7 @@ import pytest
 import requests
 
 from airflow_provider_camb.kinds import KINDS
-
-_ids = itertools.count()
+from tests.shared import ids, logged, pending_after_first_check, run_id_of, waited_in_the_triggerer
 
 
 def api(standin, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
@@ -131,18 +129,20 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
     ("kind", "options"),
     [("tts", "deferrable=True"), ("dub", "deferrable=False, mode='poke'"), ("text-to-sound", "deferrable=True")],
 )
-def test_the_generic_sensor_waits_for_each_kind(run_dag, camb_connection, kind, options):
-    task_id = camb_connection.add_task(kind=kind, pending_seconds=3)
-    source = SENSOR_DAG.format(dag_id=f"kind_sensor_{next(_ids)}", kind=kind, task_id=task_id, options=options)
+def test_the_generic_sensor_waits_for_each_kind(run_dag, camb_connection, capfd, kind, options):
+    pending_after_first_check(camb_connection)  # the sensor's first check sees PENDING: it has to wait
+    task_id = camb_connection.add_task(kind=kind)
+    source = SENSOR_DAG.format(dag_id=f"kind_sensor_{next(ids)}", kind=kind, task_id=task_id, options=options)
     result = run_dag.run(source)
     assert result.task_states == {"wait": "success"}
-    assert isinstance(result.xcom("wait"), int)
     assert {r.path for r in camb_connection.requests("status")} == {f"/{kind}/{task_id}"}
+    assert result.xcom("wait") == run_id_of(task_id, kind)
+    assert waited_in_the_triggerer(logged(capfd), task_id) is ("deferrable=True" in options)
 
 
 def test_the_generic_sensor_fails_an_error_of_its_kind_with_that_kinds_advice(run_dag, camb_connection, capfd):
     task_id = camb_connection.add_task(kind="dub", status="ERROR")
-    source = SENSOR_DAG.format(dag_id=f"kind_sensor_{next(_ids)}", kind="dub", task_id=task_id, options="")
+    source = SENSOR_DAG.format(dag_id=f"kind_sensor_{next(ids)}", kind="dub", task_id=task_id, options="")
     result = run_dag.run(source)
     assert result.task_states == {"wait": "failed"}
     output = capfd.readouterr()

@@ -11,9 +11,11 @@ import pytest
 
 from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.exceptions import (
+    CambApiError,
     CambConnectionError,
     CambInputError,
     CambLinkRefusedError,
+    CambResponseError,
     CambTaskFailedError,
     CambValidationError,
 )
@@ -23,19 +25,18 @@ from airflow_provider_camb.operators.text_to_speech import (
     CambTextToSpeechResultOperator,
     CambTranslatedTextToSpeechOperator,
 )
-from tests.airflow_harness import AIRFLOW_3, asset_events
-from tests.test_operators import FAST_RETRIES, _ids, context, sha256_of
+from tests.airflow_harness import asset_events
+from tests.shared import (
+    check_waited,
+    context,
+    finished_run,
+    ids,
+    pending_after_first_check,
+    run_id_of,
+    sha256_of,
+)
 
 TEXT = "Good morning. Your train departs from platform four."
-
-
-@pytest.fixture
-def camb(camb_standin, monkeypatch):
-    """The stand-in as ``camb_default``, with fast retries (2 retries, tiny backoff), as in test_operators."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES})
-    )
-    return camb_standin
 
 
 def speak(**options: Any) -> CambTextToSpeechOperator:
@@ -44,12 +45,9 @@ def speak(**options: Any) -> CambTextToSpeechOperator:
     return CambTextToSpeechOperator(task_id="speak", **fields)
 
 
-def finished(standin, kind: str = "tts", **request: Any) -> int:
-    """A SUCCESS run of ``kind`` on the stand-in; its run id."""
-    run_id = CambHook().get_task_status(kind, standin.add_task(kind=kind, status="SUCCESS", request=request)).run_id
-    assert isinstance(run_id, int)
-    standin.clear_requests()
-    return run_id
+def finished(standin, kind: str = "tts") -> int:
+    """A SUCCESS run of ``kind`` (default: text to speech) on the stand-in; its run id."""
+    return finished_run(standin, kind)
 
 
 def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
@@ -76,16 +74,16 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_INPUT.values(), ids=BAD_INPUT)
-def test_bad_input_is_refused_before_any_request(camb, options, message):
+def test_bad_input_is_refused_before_any_request(camb_connection, options, message):
     with pytest.raises(CambInputError, match=message):
         speak(**options).execute(context())
-    assert camb.requests() == []
+    assert camb_connection.requests() == []
 
 
-def test_create_sends_the_fields_as_integers_and_returns_the_task_id(camb):
+def test_create_sends_the_fields_as_integers_and_returns_the_task_id(camb_connection):
     ctx = context()
     task_id = speak(voice_id="5001", language="31", gender="2", age=40, folder_id="3", project_name="P").execute(ctx)
-    (sent,) = camb.requests("create")
+    (sent,) = camb_connection.requests("create")
     assert sent.path == "/tts" and sent.kind == "tts"
     assert sent.json == {
         "text": TEXT,
@@ -99,20 +97,20 @@ def test_create_sends_the_fields_as_integers_and_returns_the_task_id(camb):
     assert ctx["ti"].xcoms == {"task_id": task_id}
 
 
-def test_waiting_in_the_worker_returns_the_run_id(camb):
+def test_waiting_in_the_worker_returns_the_run_id(camb_connection):
     ctx = context()
     run_id = speak(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(ctx)
-    assert isinstance(run_id, int)
-    assert {r.path for r in camb.requests("status")} == {f"/tts/{ctx['ti'].xcoms['task_id']}"}
+    assert run_id == run_id_of(ctx["ti"].xcoms["task_id"], "tts")
+    assert {r.path for r in camb_connection.requests("status")} == {f"/tts/{ctx['ti'].xcoms['task_id']}"}
 
 
-def test_an_error_status_names_the_text_to_speech_task_and_its_inputs(camb):
-    camb.configure(outcome="ERROR")
+def test_an_error_status_names_the_text_to_speech_task_and_its_inputs(camb_connection):
+    camb_connection.configure(outcome="ERROR")
     with pytest.raises(CambTaskFailedError, match=r"text-to-speech task .*\(text, voice_id and language\)"):
         speak(wait_for_completion=True, deferrable=False, poll_interval=0.1).execute(context())
 
 
-def test_the_stand_in_answers_a_body_our_checks_would_refuse_with_a_422(camb):
+def test_the_stand_in_answers_a_body_our_checks_would_refuse_with_a_422(camb_connection):
     request = ApiRequest("POST", "/tts", "creating a text-to-speech task", json={"text": TEXT, "voice_id": "x"})
     with pytest.raises(CambValidationError, match="voice_id: Input should be a valid integer; language: Field"):
         CambHook()._send(request)
@@ -121,8 +119,8 @@ def test_the_stand_in_answers_a_body_our_checks_would_refuse_with_a_422(camb):
 # --- the result: RAW_BYTES from the API, FILE_URL from the storage host ---------------------------
 
 
-def test_raw_bytes_speech_is_saved_under_the_run_name_with_the_content_types_extension(camb, tmp_path):
-    run_id = finished(camb)
+def test_raw_bytes_speech_is_saved_under_the_run_name_with_the_content_types_extension(camb_connection, tmp_path):
+    run_id = finished(camb_connection)
     saved = save(run_id, tmp_path)
     path = Path(saved["path"])
     assert path == tmp_path / f"camb_speech_run_{run_id}.wav"
@@ -131,29 +129,31 @@ def test_raw_bytes_speech_is_saved_under_the_run_name_with_the_content_types_ext
     assert saved["content_type"] == "audio/wav"
     with wave.open(str(path)) as audio:
         assert audio.getnframes() == 22050
-    (request,) = camb.requests("result")
+    (request,) = camb_connection.requests("result")
     assert request.path == f"/tts-result/{run_id}"
     assert request.query == {"output_type": "RAW_BYTES"}
-    assert request.headers["x-api-key"] == camb.api_key
+    assert request.headers["x-api-key"] == camb_connection.api_key
     assert list(tmp_path.iterdir()) == [path]
 
 
-def test_file_url_speech_is_fetched_without_the_key_and_the_link_stays_out_of_xcom_and_logs(camb, tmp_path, capfd):
-    run_id = finished(camb)
+def test_file_url_speech_is_fetched_without_the_key_and_the_link_stays_out_of_xcom_and_logs(
+    camb_connection, tmp_path, capfd
+):
+    run_id = finished(camb_connection)
     saved = save(run_id, tmp_path, output_type="FILE_URL")
-    (link,) = camb.requests("media")
+    (link,) = camb_connection.requests("media")
     assert link.server == "preview"
     assert "x-api-key" not in link.headers
-    assert camb.api_key not in json.dumps(link.headers)
+    assert camb_connection.api_key not in json.dumps(link.headers)
     output = capfd.readouterr()
     assert link.query["token"] not in output.out + output.err + json.dumps(saved)
     assert "localhost" in output.out + output.err  # the host, and only the host
     assert Path(saved["path"]).name == f"camb_speech_run_{run_id}.wav"
 
 
-def test_an_expired_link_says_so_and_does_not_blame_the_key(camb, tmp_path):
-    run_id = finished(camb)
-    camb.inject("unauthorized", endpoint="media")
+def test_an_expired_link_says_so_and_does_not_blame_the_key(camb_connection, tmp_path):
+    run_id = finished(camb_connection)
+    camb_connection.inject("unauthorized", endpoint="media")
     with pytest.raises(CambLinkRefusedError, match="expired or was refused") as caught:
         save(run_id, tmp_path, output_type="FILE_URL")
     assert "API key is never sent" in str(caught.value)
@@ -162,34 +162,41 @@ def test_an_expired_link_says_so_and_does_not_blame_the_key(camb, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_cut_off_speech_leaves_no_file(camb, tmp_path):
-    run_id = finished(camb)
-    camb.inject("truncate", endpoint="result", times=3)  # every attempt (1 + 2 retries)
+def test_a_cut_off_speech_leaves_no_file(camb_connection, tmp_path):
+    run_id = finished(camb_connection)
+    camb_connection.inject("truncate", endpoint="result", times=3)  # every attempt (1 + 2 retries)
     with pytest.raises(CambConnectionError, match=f"text-to-speech run {run_id} failed after"):
         save(run_id, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_cut_off_speech_is_fetched_again_whole(camb, tmp_path):
-    run_id = finished(camb)
-    camb.inject("truncate", endpoint="result", times=1)
+def test_a_cut_off_speech_is_fetched_again_whole(camb_connection, tmp_path):
+    run_id = finished(camb_connection)
+    camb_connection.inject("truncate", endpoint="result", times=1)
     saved = save(run_id, tmp_path)
-    assert camb.request_count("result") == 2
+    assert camb_connection.request_count("result") == 2
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
 
 
-def test_a_json_answer_to_raw_bytes_is_not_saved_as_audio(camb, tmp_path):
-    run_id = finished(camb)
-    camb.inject("unknown_status", endpoint="result", times=3)  # a 200 JSON body where audio belongs
-    with pytest.raises(Exception, match="JSON instead of audio"):
+def test_a_json_answer_to_raw_bytes_is_not_saved_as_audio(camb_connection, tmp_path):
+    run_id = finished(camb_connection)
+    camb_connection.inject("unknown_status", endpoint="result")  # a 200 JSON body where audio belongs
+    expected = f"CAMB answered JSON instead of audio while fetching the result of CAMB text-to-speech run {run_id}"
+    with pytest.raises(CambResponseError, match=expected):
         save(run_id, tmp_path)
+    assert camb_connection.request_count("result") == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_of_another_kind_is_refused_by_camb(camb, tmp_path):
-    run_id = finished(camb, "text-to-voice")
-    with pytest.raises(Exception, match="HTTP 400"):
+def test_a_run_of_another_kind_is_refused_by_camb(camb_connection, tmp_path):
+    run_id = finished(camb_connection, "text-to-voice")
+    message = (
+        f"CAMB replied HTTP 400 while fetching the result of CAMB text-to-speech run {run_id}: Run {run_id} is not"
+    )
+    with pytest.raises(CambApiError, match=message):
         save(run_id, tmp_path)
+    assert camb_connection.request_count("result") == 1  # permanent: not retried
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -200,22 +207,22 @@ def test_a_run_of_another_kind_is_refused_by_camb(camb, tmp_path):
         ({"destination": ""}, "destination must be a local path"),
     ],
 )
-def test_bad_result_input_is_refused_before_any_request(camb, tmp_path, options, message):
+def test_bad_result_input_is_refused_before_any_request(camb_connection, tmp_path, options, message):
     fields = {"run_id": 1000, "destination": tmp_path, **options}
     with pytest.raises(CambInputError, match=message):
         save(**fields)
-    assert camb.requests() == []
+    assert camb_connection.requests() == []
 
 
 # --- translated text to speech: same result endpoint ------------------------------------------------
 
 
-def test_translated_speech_is_created_checked_and_saved_by_the_same_result_operator(camb, tmp_path):
+def test_translated_speech_is_created_checked_and_saved_by_the_same_result_operator(camb_connection, tmp_path):
     with pytest.raises(CambInputError, match="target_language must be a whole number"):
         CambTranslatedTextToSpeechOperator(
             task_id="t", text=TEXT, voice_id=1, source_language=1, target_language="fr"
         ).execute(context())
-    assert camb.requests() == []
+    assert camb_connection.requests() == []
     run_id = CambTranslatedTextToSpeechOperator(
         task_id="t",
         text=TEXT,
@@ -226,10 +233,10 @@ def test_translated_speech_is_created_checked_and_saved_by_the_same_result_opera
         deferrable=False,
         poll_interval=0.1,
     ).execute(context())
-    (sent,) = camb.requests("create")
+    (sent,) = camb_connection.requests("create")
     assert sent.path == "/translated-tts"
     assert sent.json == {"text": TEXT, "voice_id": 7, "source_language": 1, "target_language": 76}
-    assert {r.path.split("/")[1] for r in camb.requests("status")} == {"translated-tts"}
+    assert {r.path.split("/")[1] for r in camb_connection.requests("status")} == {"translated-tts"}
     saved = save(run_id, tmp_path)
     assert Path(saved["path"]).name == f"camb_speech_run_{run_id}.wav"
 
@@ -253,20 +260,19 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, deferrable):
-    source = SPEAK_DAG.format(
-        dag_id=f"tts_flow_{next(_ids)}", text=TEXT, deferrable=deferrable, destination=str(tmp_path)
-    )
-    result = run_dag.run(source)
+def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
+    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
+    dag_id = f"tts_flow_{next(ids)}"
+    source = SPEAK_DAG.format(dag_id=dag_id, text=TEXT, deferrable=deferrable, destination=str(tmp_path))
+    result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"speak": "success", "save": "success"}
-    run_id = result.xcom("speak")
-    assert result.xcom("speak", "run_id") == run_id
+    run_id, _ = check_waited(result, capfd, "tts", deferrable)
     saved = result.xcom("save")
     assert Path(saved["path"]) == tmp_path / f"camb_speech_run_{run_id}.wav"
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
     assert camb_connection.requests("create")[0].json["voice_id"] == 5001
     assert camb_connection.request_count("create") == 1
-    if AIRFLOW_3:  # Airflow 2's dag.test() registers no datasets, so no dataset event either
-        file = {"path": saved["path"], "sha256": saved["sha256"], "bytes": saved["bytes"]}
-        ((_, task_id, extra),) = asset_events(result.dag_id, result.run_id)
-        assert task_id == "save" and extra == {"camb_kind": "tts", "camb_run_id": run_id, "files": [file]}
+    file = {"path": saved["path"], "sha256": saved["sha256"], "bytes": saved["bytes"]}
+    ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)  # a dataset event on Airflow 2
+    assert (asset, task_id) == (f"camb_speech_{dag_id}", "save")
+    assert extra == {"camb_kind": "tts", "camb_run_id": run_id, "files": [file]}

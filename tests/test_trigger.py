@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,23 +14,17 @@ import pytest
 from airflow_provider_camb.events import FinishedEvent
 from airflow_provider_camb.hooks._shared_session import open_sessions
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from tests.shared import logged, run_id_of
 
 FAST = 0.2  # poll interval for tests, seconds
 
 
-@pytest.fixture
-def camb_connection(camb_standin, monkeypatch):
-    """The stand-in as ``camb_default``, with fast retry backoff so faults cost milliseconds."""
-    conn = json.loads(camb_standin.connection_json())
-    conn["extra"] = {"backoff": 0.05, "backoff_max": 0.2}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-    return camb_standin
-
-
-def logged(capfd: pytest.CaptureFixture[str]) -> list[str]:
-    """Log lines printed so far (Airflow 3 logs through structlog to stdout, Airflow 2 to stderr)."""
-    out, err = capfd.readouterr()
-    return (out + err).splitlines()
+async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """In the loop: wait until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.02)
 
 
 def trigger_for(task_id: str, **kwargs: Any) -> TextToVoiceTrigger:
@@ -65,10 +60,11 @@ def test_serialize_round_trip_rebuilds_an_equal_trigger_without_secrets(camb_con
 
 
 def test_pending_then_success_yields_the_run_id(camb_connection):
+    camb_connection.configure(pending_from_first_status=True)  # the first poll always sees PENDING
     task_id = camb_connection.add_task(pending_seconds=0.5, outcome="SUCCESS")
     event = run_trigger(trigger_for(task_id))
     assert event["status"] == "SUCCESS"
-    assert isinstance(event["run_id"], int)
+    assert event["run_id"] == run_id_of(task_id)
     assert event["task_id"] == task_id
     assert event["polls"] >= 2  # at least one PENDING, then SUCCESS
     assert event["outcome"] == "finished" and event["kind"] == "text-to-voice"
@@ -89,12 +85,13 @@ def test_server_errors_and_rate_limit_mid_wait_still_end_in_success(camb_connect
     camb_connection.inject("http_503", endpoint="status", times=2)
     camb_connection.inject("rate_limit", endpoint="status", times=1, retry_after=1)
     camb_connection.inject("http_500", endpoint="status", times=1)
-    started = time.monotonic()
     event = run_trigger(trigger_for(task_id))
     assert event["status"] == "SUCCESS"
-    assert time.monotonic() - started >= 1.0  # the 429's Retry-After was honoured
+    polls = camb_connection.requests("status")
+    assert [r.status for r in polls[:5]] == [503, 503, 429, 500, 200]
+    assert polls[3].time - polls[2].time >= 0.75  # the stand-in's clock: the 429's Retry-After (1 s), give or take
     # Each retry is logged once with its cause (Airflow 2 may echo a record through several handlers).
-    retries = set(re.findall(r"Attempt (\d+) failed: .*?\(HTTP (\d+)", "\n".join(logged(capfd))))
+    retries = set(re.findall(r"Attempt (\d+) failed: .*?\(HTTP (\d+)", logged(capfd)))
     assert retries == {("1", "503"), ("2", "503"), ("3", "429"), ("4", "500")}
 
 
@@ -136,7 +133,7 @@ def test_unknown_status_does_not_end_the_wait_and_warns_once(camb_connection, ca
     camb_connection.inject("unknown_status", endpoint="status", times=3, status="QUEUED_FOR_GPU")
     event = run_trigger(trigger_for(task_id))
     assert event["status"] == "SUCCESS"
-    warnings = [line for line in logged(capfd) if "QUEUED_FOR_GPU" in line]
+    warnings = [line for line in logged(capfd).splitlines() if "QUEUED_FOR_GPU" in line]
     assert len(warnings) == 1
 
 
@@ -145,8 +142,7 @@ def test_cancellation_closes_the_shared_client(camb_connection):
 
     async def cancel_midway() -> tuple[int, int]:
         task = asyncio.ensure_future(_events(trigger_for(task_id), 30))
-        while camb_connection.request_count("status") < 2:
-            await asyncio.sleep(0.05)
+        await until(lambda: camb_connection.request_count("status") >= 2, "two polls")
         open_while_waiting = open_sessions()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -162,8 +158,7 @@ def test_many_triggers_in_one_loop_share_one_session(camb_connection):
 
     async def wait_all() -> tuple[list[list[dict[str, Any]]], int]:
         runs = [asyncio.ensure_future(_events(trigger_for(t), 20)) for t in task_ids]
-        while camb_connection.request_count("status") < 20:
-            await asyncio.sleep(0.05)
+        await until(lambda: camb_connection.request_count("status") >= 20, "a poll of every wait")
         sessions = open_sessions()
         return list(await asyncio.gather(*runs)), sessions
 
@@ -173,12 +168,30 @@ def test_many_triggers_in_one_loop_share_one_session(camb_connection):
     assert open_sessions() == 0
 
 
-def test_wait_before_first_poll_sends_nothing_for_one_interval(camb_connection):
+def test_wait_before_first_poll_sends_nothing_while_another_wait_polls_to_its_end(camb_connection):
+    camb_connection.configure(pending_from_first_status=True)
+    waiting, busy = camb_connection.add_task(status="SUCCESS"), camb_connection.add_task(pending_seconds=0.3)
+
+    async def both() -> list[dict[str, Any]]:
+        first_poll_later = asyncio.ensure_future(
+            _events(trigger_for(waiting, poll_interval=60, wait_before_first_poll=True), 30)
+        )
+        events = await _events(trigger_for(busy, poll_interval=0.05), 30)  # polls every 50 ms until SUCCESS
+        first_poll_later.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first_poll_later
+        return events
+
+    (event,) = asyncio.run(both())
+    assert event["status"] == "SUCCESS" and event["polls"] >= 2
+    assert {r.path_id for r in camb_connection.requests("status")} == {busy}  # not one poll of the other
+
+
+def test_wait_before_first_poll_then_polls_once_for_a_finished_task(camb_connection):
     task_id = camb_connection.add_task(status="SUCCESS")
-    started = time.monotonic()
-    event = run_trigger(trigger_for(task_id, poll_interval=1.0, wait_before_first_poll=True))
+    event = run_trigger(trigger_for(task_id, poll_interval=0.5, wait_before_first_poll=True))
     assert event["status"] == "SUCCESS" and event["polls"] == 1
-    assert time.monotonic() - started >= 1.0
+    assert camb_connection.request_count("status") == 1
 
 
 def test_a_rebuilt_trigger_resumes_the_same_wait(camb_connection):
@@ -188,8 +201,8 @@ def test_a_rebuilt_trigger_resumes_the_same_wait(camb_connection):
 
     async def run_briefly() -> None:
         task = asyncio.ensure_future(_events(first, 30))
-        await asyncio.sleep(0.5)  # a triggerer dies mid-wait
-        task.cancel()
+        await until(lambda: camb_connection.request_count("status") >= 1, "the first poll")
+        task.cancel()  # a triggerer dies mid-wait
         with pytest.raises(asyncio.CancelledError):
             await task
 

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_camb.exceptions import CambConnectionError, CambLinkRefusedError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
-from tests.test_operators import memory_folder
+from tests.shared import memory_folder
 
 FAST_RETRIES = {"retries": 1, "backoff": 0.01, "backoff_max": 0.05}
 

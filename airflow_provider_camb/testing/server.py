@@ -114,12 +114,37 @@ class _Behaviour:
 
 
 def _rate_limited(params: Mapping[str, Any]) -> Reply:
+    """429 with ``Retry-After`` (seconds, or an HTTP date with ``date_form``) or, with
+    ``header="X-RateLimit-Reset"``, that header alone (seconds, or an epoch time with ``date_form``)."""
     seconds = float(params.get("retry_after", 1))
-    if params.get("date_form"):
+    header = params.get("header", "Retry-After")
+    if header not in ("Retry-After", "X-RateLimit-Reset"):
+        raise ValueError(f"header must be 'Retry-After' or 'X-RateLimit-Reset', not {header!r}")
+    if not params.get("date_form"):
+        value = str(params.get("retry_after", 1))
+    elif header == "Retry-After":
         value = email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
     else:
-        value = str(params.get("retry_after", 1))
-    return json_reply(429, {"detail": "Too Many Requests"}, headers={"Retry-After": value})
+        value = str(math.ceil(time.time() + seconds))
+    return json_reply(429, {"detail": "Too Many Requests"}, headers={header: value})
+
+
+def _redirect(params: Mapping[str, Any]) -> Reply:
+    """``307 Temporary Redirect`` to ``location`` (an http(s) URL): a client must not follow it with the key."""
+    location = params.get("location")
+    if not isinstance(location, str) or not location.startswith(("http://", "https://")):
+        raise ValueError(f"the redirect fault needs location=<an http(s) URL>, not {location!r}")
+    return json_reply(307, {"detail": "Temporary Redirect"}, headers={"Location": location})
+
+
+def _json_body(params: Mapping[str, Any]) -> Reply:
+    """A reply of ``status`` (default 200) whose JSON body is ``payload``: a reply in an unexpected shape."""
+    if "payload" not in params:
+        raise ValueError("the json_body fault needs payload=<any JSON value>")
+    status = params.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"status must be an HTTP status code, not {status!r}")
+    return json_reply(status, params["payload"])
 
 
 _HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -134,10 +159,14 @@ _FAULT_TABLE: dict[str, Callable[[Mapping[str, Any]], Reply | _Behaviour]] = {
     "malformed_json": lambda p: Reply(200, b'{"status": "PEN'),
     "html_error": lambda p: Reply(502, _HTML_502, content_type="text/html"),
     "empty_body": lambda p: Reply(200, b""),
+    "json_body": _json_body,
     "unknown_status": lambda p: json_reply(
         200, {"status": p.get("status", "QUEUED_FOR_GPU"), "run_id": None, "exception_reason": None, "message": None}
     ),
     "unauthorized": lambda p: detail(401, "Invalid API key"),
+    "payment_required": lambda p: detail(402, "Not enough credits"),
+    "forbidden": lambda p: detail(403, "Forbidden"),
+    "redirect": _redirect,
     "not_found": lambda p: detail(404, "Not Found"),
     "truncate": lambda p: _Behaviour(truncate=True),
 }

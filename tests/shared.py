@@ -1,0 +1,155 @@
+"""Test data and small helpers shared by the test modules: one copy of each.
+
+The fast-backoff connection to the stand-in is the ``camb_connection`` fixture of ``conftest.py``
+(``FAST_RETRIES`` below); everything here is plain data or a function over the stand-in's record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import socket
+import time
+import uuid
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.testing import CambStandIn
+
+TEXT = "Hello from Airflow. This is how I sound."
+DESCRIPTION = (
+    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
+    "with a gentle and friendly tone suited to bedtime stories."
+)
+#: A media link with a secret in its query, as users pass them to dubbing.
+VIDEO = "https://media.example.com/films/trailer.mp4?signature=s3cr3t"
+#: The connection extra of ``camb_connection``: 2 retries, backoff in milliseconds.
+FAST_RETRIES: dict[str, float] = {"retries": 2, "backoff": 0.01, "backoff_max": 0.05}
+#: The first voice id the stand-in hands out (``create-custom-voice``).
+FIRST_VOICE_ID = 5000
+
+#: Unique numbers for dag ids: every DAG of a session needs its own.
+ids = itertools.count()
+
+
+class FakeTaskInstance:
+    """Just enough of a task instance for ``execute()``: it keeps what is pushed to XCom."""
+
+    try_number, max_tries = 1, 0  # the first try of a task without retries
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def context() -> dict[str, Any]:
+    """A minimal context for calling ``operator.execute()`` directly."""
+    return {"ti": FakeTaskInstance()}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def wav_seconds(path: Path) -> float:
+    """The length of one of the stand-in's WAV files (mono, 16 bit, 22050 Hz)."""
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getsampwidth(), audio.getframerate()) == (1, 2, 22050)
+        return audio.getnframes() / audio.getframerate()
+
+
+def memory_folder() -> str:
+    """A fresh folder on fsspec's in-memory filesystem, attached to Airflow's object storage (not local)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    try:
+        from airflow.sdk.io import attach
+    except ImportError:  # Airflow 2
+        from airflow.io.store import attach
+    attach("memory", fs=MemoryFileSystem())
+    return f"memory://camb-tests/{uuid.uuid4().hex}"
+
+
+def logged(capfd: pytest.CaptureFixture[str]) -> str:
+    """What was printed since the last read (Airflow 3 logs to stdout through structlog, Airflow 2 to stderr)."""
+    output = capfd.readouterr()
+    return output.out + output.err
+
+
+def run_id_of(camb_task_id: str, kind: str = TEXT_TO_VOICE.name) -> int:
+    """The run id the stand-in gave a finished task, read over HTTP (``camb_default``) like any client."""
+    from airflow_provider_camb.hooks.camb import CambHook
+
+    return CambHook().get_task_status(kind, camb_task_id).run_id_or_raise()
+
+
+def finished_run(standin: CambStandIn, kind: str = TEXT_TO_VOICE.name, **request: Any) -> int:
+    """A SUCCESS run of ``kind`` (``request``: its create body); its run id. The stand-in's record is cleared."""
+    run_id = run_id_of(standin.add_task(kind=kind, status="SUCCESS", request=request or None), kind)
+    standin.clear_requests()
+    return run_id
+
+
+def waited_in_the_triggerer(output: str, camb_task_id: str, status: str = "SUCCESS") -> bool:
+    """Whether a trigger's wait for ``camb_task_id`` ended with ``status``: the trigger's own log line.
+
+    Only ``CambTaskTrigger`` logs it, so it appears only when the task deferred (``dag.test()`` then
+    runs the trigger in line).
+    """
+    return f"CAMB task {camb_task_id} ended with {status} after" in output
+
+
+def assert_deferred(output: str, camb_task_id: str, status: str = "SUCCESS") -> None:
+    """The task deferred and its trigger waited for ``camb_task_id`` until ``status``."""
+    assert waited_in_the_triggerer(output, camb_task_id, status), f"no trigger waited for {camb_task_id} to {status}"
+
+
+def check_waited(result: Any, capfd: pytest.CaptureFixture[str], kind: str, deferrable: bool) -> tuple[int, str]:
+    """The create task of a ``dag.test()`` run (the one with an XCom ``task_id``) waited as asked.
+
+    It returned the run id CAMB gave its task (also as XCom ``run_id``), and it deferred exactly when
+    ``deferrable``. Returns that run id and the logs read so far.
+    """
+    (create,) = {task for task, key in result.xcoms if key == "task_id"}
+    camb_task_id = result.xcom(create, "task_id")
+    run_id = result.xcom(create)
+    assert run_id == run_id_of(camb_task_id, kind) == result.xcom(create, "run_id")
+    logs = logged(capfd)
+    assert waited_in_the_triggerer(logs, camb_task_id) is deferrable
+    return run_id, logs
+
+
+def pending_after_first_check(standin: CambStandIn, pending_seconds: float = 1.0) -> None:
+    """Tasks created from now on stay PENDING for ``pending_seconds`` after their first status read.
+
+    So the check before deferring always finds them PENDING, however long ``dag.test()`` takes to start.
+    """
+    standin.configure(pending_from_first_status=True, pending_seconds=pending_seconds)
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0, poll: float = 0.02) -> None:
+    """Wait until ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(poll)
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on the loopback ``port`` (no HTTP request is sent)."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
