@@ -49,7 +49,7 @@ PENDING_SECONDS = 3.0
 POLL_INTERVAL = 2
 IDLE_SECONDS = 20.0
 DESIGNS = {
-    "a": "resume on the worker (end_from_trigger=False)",
+    "a": "resume on the worker, no margin (end_from_trigger=False, resume_margin=0)",
     "b": "end in the triggerer (default)",
     "c": "start and end in the triggerer (start_from_trigger=True)",
     "d": "resume on the worker with resume_margin (end_from_trigger=False)",
@@ -201,7 +201,7 @@ def _epoch(stamp: str) -> float:
 def _resume_lags(airflow: Any, dag_id: str, run_id: str) -> dict[str, list[float]]:
     """Seconds from each mapped wait's deferral to the scheduler reading the deferring worker's report,
     and to its trigger firing (read from the task logs and the scheduler's log)."""
-    read: dict[int, float] = {}
+    read: dict[int, list[float]] = {}
     report = re.compile(
         rf"^(\S+) .*Received executor event with state success for task instance TaskInstanceKey\("
         rf"dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=\d+, map_index=(\d+)\)"
@@ -209,12 +209,13 @@ def _resume_lags(airflow: Any, dag_id: str, run_id: str) -> dict[str, list[float
     for line in airflow.component_log("scheduler").splitlines():
         match = report.match(line)
         if match:
-            read.setdefault(int(match.group(2)), _epoch(match.group(1)))  # the first is the deferring worker's
+            read.setdefault(int(match.group(2)), []).append(_epoch(match.group(1)))
     lags: dict[str, list[float]] = {"report_read": [], "trigger_fired": []}
     folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=wait"
     for index, deferred, fired in _deferrals(folder):
-        if index in read:
-            lags["report_read"].append(read[index] - deferred)
+        after = [when for when in read.get(index, []) if when >= deferred]  # a start rescheduled before is earlier
+        if after:
+            lags["report_read"].append(after[0] - deferred)
         if fired is not None:
             lags["trigger_fired"].append(fired - deferred)
     return lags

@@ -2,7 +2,7 @@
 
 Against the stand-in over real HTTP on loopback. A trigger run by a triggerer has a ``trigger_id``; the
 tests set one where they stand for a triggerer. The deployment tests
-(``tests/test_resume_on_worker_deployment.py``) show what the margin protects against.
+(``tests/test_quick_waits_deployment.py``) show what the margin protects against.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 
 #: Seconds between the deferral and the resume on a worker, by default. Measured on 2 loaded cores, the
-#: stale report was read at most 6.5 s after the deferral (the worker exits within a second; the rest is
-#: the scheduler's loop); this leaves room for slower schedulers. Raise it where
-#: ``scheduler.scheduler_loop_duration`` is longer.
+#: stale report was read at most 7.5 s after the deferral (the worker exits within a second; the rest is
+#: the scheduler's loop); this leaves room for slower schedulers. Raise it where a scheduler loop
+#: (``scheduler.scheduler_loop_duration``) often takes more than ~12 s.
 DEFAULT_RESUME_MARGIN = 30.0
 
 
