@@ -20,12 +20,13 @@ from airflow_provider_camb.events import WaitEvent, deadline_message
 from airflow_provider_camb.exceptions import CambError, CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind
+from airflow_provider_camb.triggers._resume_margin import DEFAULT_RESUME_MARGIN
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseTrigger, Context
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_RESUME_MARGIN", "DEFAULT_TIMEOUT"]
 
 if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checkers see only the new ones)
     __getattr__ = _deprecated.module_getattr(__name__)
@@ -42,6 +43,7 @@ class Waiter(Protocol):
     camb_conn_id: str
     poll_interval: float
     end_from_trigger: bool
+    resume_margin: float
     execution_timeout: timedelta | None
 
     @property
@@ -77,12 +79,13 @@ def ends_in_the_triggerer(end_from_trigger: bool | None) -> bool:
     return not get_listener_manager().has_listeners
 
 
-def seconds(value: float | timedelta, name: str) -> float:
-    """A positive number of seconds from a number or a ``timedelta``; refuse anything else."""
+def seconds(value: float | timedelta, name: str, *, zero: bool = False) -> float:
+    """A positive (or, with ``zero``, also 0) number of seconds from a number or a ``timedelta``."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise CambInputError(f"{name} must be a positive number of seconds, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+        what = "zero or a positive" if zero else "a positive"
+        raise CambInputError(f"{name} must be {what} number of seconds, got {value!r}.")
     return float(value)
 
 
@@ -100,16 +103,22 @@ def check_once(hook: CambHook, kind: CambKind, camb_task_id: str, log: Any) -> C
 
 
 def trigger_for(waiter: Waiter, camb_task_id: str) -> CambTaskTrigger:
-    """The trigger to defer to: first poll one interval from now, a deadline ``wait_timeout`` seconds away."""
+    """The trigger to defer to: first poll one interval from now, a deadline ``wait_timeout`` seconds away.
+
+    It carries the deferral time, from which ``resume_margin`` counts (``triggers/_resume_margin.py``).
+    """
+    now = time.time()
     return CambTaskTrigger(
         kind=waiter.kind.name,
         camb_task_id=camb_task_id,
         camb_conn_id=waiter.camb_conn_id,
         poll_interval=waiter.poll_interval,
-        deadline=time.time() + waiter.wait_timeout,
+        deadline=now + waiter.wait_timeout,
         wait_before_first_poll=True,
         end_from_trigger=waiter.end_from_trigger,
         created_at=waiter.hook.created_at(camb_task_id),
+        deferred_at=now,
+        resume_margin=waiter.resume_margin,
     )
 
 

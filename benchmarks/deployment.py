@@ -4,8 +4,11 @@ A real Airflow 3 deployment (``tests/deployment.py``: scheduler with LocalExecut
 dag-processor, API server; the CAMB stand-in as CAMB) runs one DAG run of N voices, create -> wait ->
 download, for each design:
 
-- ``a``: resume on the worker, as 0.1.0 did (``end_from_trigger=False``): mapped create, wait, download;
+- ``a``: resume on the worker, as 0.1.0 did (``end_from_trigger=False, resume_margin=0``): mapped create,
+  wait, download;
 - ``b``: end in the triggerer, the default: the same mapped DAG;
+- ``d``: resume on the worker with the mitigation (``end_from_trigger=False``, the default ``resume_margin``),
+  as waits do where Airflow has listeners: the same mapped DAG;
 - ``c``: start and end in the triggerer (``start_from_trigger=True``). Airflow 3.3.2 cannot start a *mapped*
   task in the triggerer, so the N waits are N unmapped sensors, each pulling its create's XCom for one
   map index; creates and downloads stay mapped, and one small task gathers the run ids.
@@ -14,18 +17,22 @@ Figures per (design, N): wall time from trigger to the run's end; CPU-seconds pe
 deployment's idle rate, machine-wide (``/proc/stat``) and of the deployment's own process tree (robust
 when other work shares the machine); worker runs of task code per voice (counted in the task logs; a
 start Airflow reschedules because the worker found no DAG yet runs no code and is not counted); how many
-waits ran in the triggerer; failed tasks. Each CAMB task ends ``PENDING_SECONDS`` after its first status
+waits ran in the triggerer; failed tasks; for the designs that resume on a worker, how long after each
+deferral the scheduler read the deferring worker's report and the trigger fired (apache/airflow#72716 loses
+the wait when the trigger fires first). Each CAMB task ends ``PENDING_SECONDS`` after its first status
 read, so every wait really waits: a quick task, as in the lost-task case of apache/airflow#72716.
 
-    .venv/bin/python -m benchmarks.deployment [--sizes 50 200] [--designs a b c]
+    .venv/bin/python -m benchmarks.deployment [--sizes 50 200] [--designs a b c d] [--name deployment]
 
-Writes ``results/deployment.json``, ``results/deployment.md`` and ``results/deployment.png``.
+Writes ``results/<name>.json``, ``results/<name>.md`` and ``results/<name>.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, machine, rounded, write_json
+from benchmarks._common import RESULTS, TMP, machine, percentile, rounded, write_json
 
 #: Each CAMB task ends this long after its first status read (the stand-in's --pending-from-first-status):
 #: every wait really waits, in every design, however late a busy machine starts its sensor.
@@ -42,9 +49,18 @@ PENDING_SECONDS = 3.0
 POLL_INTERVAL = 2
 IDLE_SECONDS = 20.0
 DESIGNS = {
-    "a": "resume on the worker (end_from_trigger=False)",
+    "a": "resume on the worker, no margin (end_from_trigger=False, resume_margin=0)",
     "b": "end in the triggerer (default)",
     "c": "start and end in the triggerer (start_from_trigger=True)",
+    "d": "resume on the worker with resume_margin (end_from_trigger=False)",
+}
+#: The designs as the plot's title names them.
+DESCRIBED = {"a": "resume on worker", "b": "end in triggerer", "c": "start+end in triggerer", "d": "resume + margin"}
+#: What the sensor is given beyond the DAG's common arguments, by design.
+_WAIT_ARGUMENTS = {
+    "a": ", end_from_trigger=False, resume_margin=0",
+    "b": ", end_from_trigger=True",
+    "d": ", end_from_trigger=False",
 }
 DESCRIPTION = (
     "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
@@ -65,7 +81,7 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, ma
 
     create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
     wait = TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval={poll}, deferrable=True, end_from_trigger={end}, timeout=1800
+        task_id="wait", poll_interval={poll}, deferrable=True, timeout=1800{wait_arguments}
     ).expand(camb_task_id=create.output)
     TextToVoiceResultOperator.partial(task_id="download", destination={destination!r}).expand(run_id=wait.output)
 """
@@ -111,7 +127,7 @@ def dag_source(design: str, n: int, dag_id: str, destination: Path) -> str:
         "poll": POLL_INTERVAL,
         "description": DESCRIPTION,
         "destination": str(destination),
-        "end": design == "b",
+        "wait_arguments": _WAIT_ARGUMENTS.get(design, ""),
     }
     return (_STARTED_IN_TRIGGERER if design == "c" else _MAPPED).format(**fields)
 
@@ -176,6 +192,55 @@ def _task_log_counts(airflow: Any, dag_id: str, run_id: str) -> dict[str, int]:
     return counts
 
 
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _resume_lags(airflow: Any, dag_id: str, run_id: str) -> dict[str, list[float]]:
+    """Seconds from each mapped wait's deferral to the scheduler reading the deferring worker's report,
+    and to its trigger firing (read from the task logs and the scheduler's log)."""
+    read: dict[int, list[float]] = {}
+    report = re.compile(
+        rf"^(\S+) .*Received executor event with state success for task instance TaskInstanceKey\("
+        rf"dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=\d+, map_index=(\d+)\)"
+    )
+    for line in airflow.component_log("scheduler").splitlines():
+        match = report.match(line)
+        if match:
+            read.setdefault(int(match.group(2)), []).append(_epoch(match.group(1)))
+    lags: dict[str, list[float]] = {"report_read": [], "trigger_fired": []}
+    folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=wait"
+    for index, deferred, fired in _deferrals(folder):
+        after = [when for when in read.get(index, []) if when >= deferred]  # a start rescheduled before is earlier
+        if after:
+            lags["report_read"].append(after[0] - deferred)
+        if fired is not None:
+            lags["trigger_fired"].append(fired - deferred)
+    return lags
+
+
+def _deferrals(folder: Path) -> list[tuple[int, float, float | None]]:
+    """(map index, deferred at, trigger fired at) of each wait's first try, from its JSON-lines logs."""
+    found = []
+    for mapped in folder.glob("map_index=*"):
+        deferred = fired = None
+        for path in mapped.glob("attempt=1.log*"):
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if "Pausing task as DEFERRED" in str(entry.get("event")):
+                    deferred = _epoch(entry["timestamp"])
+                elif entry.get("event") == "Trigger fired event":
+                    fired = _epoch(entry["timestamp"])
+        if deferred is not None:
+            found.append((int(mapped.name.removeprefix("map_index=")), deferred, fired))
+    return found
+
+
 def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     dag_id = f"bench_{design}_{n}"
     destination = TMP / "deployment" / dag_id
@@ -194,6 +259,7 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     states = airflow.task_states(dag_id, run_id)
     failed = sorted(key for key, value in states.items() if value != "success")
     counts = _task_log_counts(airflow, dag_id, run_id)
+    lags = _resume_lags(airflow, dag_id, run_id) if design in ("a", "d") else {}
     cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
     return {
         "design": design,
@@ -209,7 +275,14 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "waits_in_triggerer": counts["deferred"],
         "tasks": len(states),
         "failed_tasks": len(failed),
+        "lost_waits": len([key for key in failed if key.startswith("wait[")]),
         "failed": failed[:20],
+        "report_read_after_deferral_s": {
+            q: rounded(percentile(lags.get("report_read", []), value), 3) for q, value in (("p50", 50), ("max", 100))
+        },
+        "trigger_fired_after_deferral_s": {
+            q: rounded(percentile(lags.get("trigger_fired", []), value), 3) for q, value in (("p50", 50), ("max", 100))
+        },
         "load_1min_before": rounded(load_before, 2),
         "load_1min_after": rounded(os.getloadavg()[0], 2),
     }
@@ -218,8 +291,8 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
 def report(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| N | design | wall s | CPU-s/voice (machine) | CPU-s/voice (tree) | vs (a) | worker starts/voice "
-        "| waits in triggerer | failed | load |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| waits in triggerer | failed (waits lost) | after deferral: report read, trigger fired (p50/max s) | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
@@ -229,10 +302,17 @@ def report(runs: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['cpu_s_per_voice_machine']} | "
             f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['worker_starts_per_voice']} | "
-            f"{run['waits_in_triggerer']}/{run['n']} | {run['failed_tasks']} | "
-            f"{run['load_1min_before']} -> {run['load_1min_after']} |"
+            f"{run['waits_in_triggerer']}/{run['n']} | {run['failed_tasks']} ({run.get('lost_waits', '?')}) | "
+            f"{_lags(run)} | {run['load_1min_before']} -> {run['load_1min_after']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _lags(run: dict[str, Any]) -> str:
+    read, fired = run.get("report_read_after_deferral_s") or {}, run.get("trigger_fired_after_deferral_s") or {}
+    if read.get("max") is None:
+        return ""
+    return f"{read['p50']}/{read['max']}, {fired.get('p50')}/{fired.get('max')}"
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
@@ -258,8 +338,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         axis.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        "create -> wait -> download in a real deployment: (a) resume on worker, (b) end in triggerer, "
-        "(c) start+end in triggerer",
+        "create -> wait -> download in a real deployment: " + ", ".join(f"({d}) {DESCRIBED[d]}" for d in designs),
         fontsize=10,
     )
     figure.tight_layout()
@@ -271,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--designs", nargs="+", choices=sorted(DESIGNS), default=sorted(DESIGNS))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="deployment", help="the results' file name, without its suffix")
     args = parser.parse_args(argv)
 
     from tests.deployment import AirflowDeployment
@@ -289,9 +369,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run_design(airflow, design, n))
                 print(report(runs[-1:]), file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "deployment.json", {"machine": machine(), "pending_seconds": PENDING_SECONDS, "runs": runs})
-    (args.out / "deployment.md").write_text(report(runs))
-    plot(runs, args.out / "deployment.png")
+    write_json(args.out / f"{args.name}.json", {"machine": machine(), "pending_seconds": PENDING_SECONDS, "runs": runs})
+    (args.out / f"{args.name}.md").write_text(report(runs))
+    plot(runs, args.out / f"{args.name}.png")
     print(report(runs))
     return 0
 

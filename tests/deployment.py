@@ -423,6 +423,23 @@ class AirflowDeployment:
                 os.killpg(process.popen.pid, signal.SIGKILL)
         _stop_groups([process], grace)
 
+    def restart_airflow(self, env: dict[str, str], timeout: float | None = None) -> None:
+        """Stop every Airflow component, add ``env`` to their environment, start them again, wait until healthy.
+
+        The database, the stand-in and the DAG files stay: a cheaper way than a new deployment to run
+        the same Airflow with another setting (e.g. a plugin's listener switched on).
+        """
+        airflow = [name for name in self.components if name not in self._down]
+        self._down.update(airflow)  # check_alive leaves them be while they are down
+        _stop_groups([self._processes[name] for name in airflow], 15.0)
+        self.env = {**self.env, **env}
+        for name in airflow:
+            self.start_component(name)
+            if name.startswith("triggerer") and len(self.triggerer_names) > 1:
+                self._note_triggerer_job(name)
+        self._token = None
+        self.wait_until_healthy(self.start_timeout if timeout is None else timeout)
+
     def restart_triggerer(self, *, kill: bool = True, down_seconds: float = 0.0, name: str = "triggerer") -> None:
         """Kill -9 (or stop cleanly) a triggerer, optionally stay down a while, then start a new one."""
         self.stop_component(name, kill=kill)
@@ -776,6 +793,14 @@ class AirflowDeployment:
             folder = folder / f"map_index={map_index}"
         files = sorted(path for path in folder.glob("attempt=*") if path.is_file()) if folder.exists() else []
         return "\n".join(path.read_text(errors="replace") for path in files)
+
+    def worker_runs(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> int:
+        """How many times a worker ran the task's code: one "startup parse complete" per run in its log.
+
+        A worker that finds no DAG at start-up has Airflow reschedule the task without running it (seen on
+        a loaded machine); such starts run none of our code and are not counted.
+        """
+        return self.task_log(dag_id, run_id, task_id, map_index).count("Worker startup parse complete")
 
     def database_files(self) -> list[Path]:
         """The metadata database's files: SQLite's file with its WAL/journal, or PostgreSQL's data folder."""

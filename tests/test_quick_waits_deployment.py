@@ -1,18 +1,26 @@
 """Quick waits in a real deployment: scheduler (LocalExecutor), triggerer, dag-processor and API server of Airflow 3.
 
-The case that lost tasks (apache/airflow#72716): many mapped waits whose CAMB tasks finish one or two
-seconds after the sensors defer (each is let finish as soon as its sensor is seen deferred). A resumed
-attempt could reach RUNNING before the scheduler drained the stale success of the defer-exit, and the
-scheduler then failed it. Waits that end in the triggerer (the default) leave no resumed attempt, so every
-task of every run must succeed. The old path
-(``end_from_trigger=False``) can still lose tasks to that Airflow bug; it is documented, not asserted.
+The case that lost tasks (apache/airflow#72716): many mapped waits whose CAMB tasks finish a second or
+two after the sensors defer. A resumed attempt could be queued before the scheduler read the stale
+"success" of the worker that deferred, and the scheduler then failed it. Each case runs 40 such waits in
+3 DAG runs, one after another, and every task of every run must succeed:
 
-Also: a wait started in the triggerer (``start_from_trigger``) runs no worker at all, for both forms of
-the create task's XCom that Airflow 3.3 can render there. Run alone with ``pytest -m deployment``.
+- ending in the triggerer (the default): no resumed attempt, so nothing to race;
+- resuming on a worker, create -> wait -> download: without listeners (``end_from_trigger=False``), then
+  with OpenLineage's listener on, where the default resumes on a worker. ``resume_margin`` holds each
+  trigger's event until the deferring worker's exit was read (docs/ending-waits.md); each wait must have
+  held it, and OpenLineage's event of each download must name the files it wrote;
+- a wait started in the triggerer (``start_from_trigger``) runs no worker at all, for both forms of the
+  create task's XCom that Airflow 3.3 can render there.
+
+One deployment serves every case: OpenLineage's file transport is configured from the start and
+switched on and off with ``[openlineage] disabled`` and a restart of every Airflow component, which is
+cheaper than a second deployment. Run alone with ``pytest -m deployment``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -32,6 +40,12 @@ pytestmark = [
 
 VOICES = 40
 RUNS = 3
+#: Tasks a stand-in creates end this long after their first status read: the sensor's check just before
+#: it defers, so its trigger's first poll, 1-2 s after the deferral, finds them done however busy the machine.
+PENDING_SECONDS = 1.0
+#: What a trigger logs when it holds an event that resumes its task on a worker (resume_margin).
+HELD = "Resuming the Airflow task on a worker in"
+OPENLINEAGE_DISABLED = "AIRFLOW__OPENLINEAGE__DISABLED"
 
 
 QUICK_DAG_ID = "camb_quick_waits"
@@ -83,14 +97,73 @@ with DAG("{START_DAG_ID}", start_date=pendulum.datetime(2024, 1, 1), schedule=No
 """
 
 
+RESUME_DAG = """
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG(
+    "{dag_id}",
+    start_date=pendulum.datetime(2024, 1, 1),
+    schedule=None,
+    max_active_tasks=256,
+    params={{"destination": "/tmp/unused"}},
+) as dag:
+
+    @task
+    def texts() -> list:
+        return [f"Voice number {{i}} says hello." for i in range({voices})]
+
+    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
+    wait = TextToVoiceStatusSensor.partial(
+        task_id="wait", poll_interval=1, deferrable=True, timeout=900{wait_arguments}
+    ).expand(camb_task_id=create.output)
+    TextToVoiceResultOperator.partial(task_id="download", destination="{{{{ params.destination }}}}").expand(
+        run_id=wait.output
+    )
+"""
+
+
 @pytest.fixture(scope="module")
-def airflow() -> Iterator[Any]:
+def openlineage_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where OpenLineage's file transport writes, one file per event, while its listener is on."""
+    return tmp_path_factory.mktemp("openlineage")
+
+
+@pytest.fixture(scope="module")
+def deployment(openlineage_events: Path) -> Iterator[Any]:
     from tests.deployment import AirflowDeployment
 
-    with AirflowDeployment(pending_seconds=4) as deployment:
-        deployment.add_dag(f"{QUICK_DAG_ID}.py", QUICK_DAG)
-        deployment.add_dag(f"{START_DAG_ID}.py", START_DAG)
-        yield deployment
+    # debug_mode: one file per event, named by time, job and type (no two processes append to one file)
+    transport = {"type": "file", "log_file_path": str(openlineage_events / "event"), "debug_mode": True}
+    env = {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport), OPENLINEAGE_DISABLED: "True"}
+    with AirflowDeployment(
+        pending_seconds=PENDING_SECONDS, standin_args=["--pending-from-first-status"], env=env
+    ) as airflow:
+        airflow.add_dag(f"{QUICK_DAG_ID}.py", QUICK_DAG)
+        airflow.add_dag(f"{START_DAG_ID}.py", START_DAG)
+        yield airflow
+
+
+def openlineage(deployment: Any, *, on: bool) -> Any:
+    """The deployment with OpenLineage's listener on or off (Airflow restarted when that changes)."""
+    disabled = str(not on)
+    if deployment.env[OPENLINEAGE_DISABLED] != disabled:
+        deployment.restart_airflow({OPENLINEAGE_DISABLED: disabled})
+    return deployment
+
+
+@pytest.fixture
+def airflow(deployment: Any) -> Any:
+    """The deployment without listeners."""
+    return openlineage(deployment, on=False)
+
+
+@pytest.fixture
+def airflow_with_openlineage(deployment: Any) -> Any:
+    """The deployment with OpenLineage's listener on."""
+    return openlineage(deployment, on=True)
 
 
 def finish_each_soon_after_it_defers(airflow: Any, run_id: str, camb_task_ids: list[str], timeout: float) -> None:
@@ -113,15 +186,6 @@ def finish_each_soon_after_it_defers(airflow: Any, run_id: str, camb_task_ids: l
         time.sleep(0.3)
 
 
-def worker_runs(airflow: Any, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> int:
-    """How many times a worker ran the task's code: one "startup parse complete" per run in its log.
-
-    A worker that finds no DAG at start-up has Airflow reschedule the task without running it (seen on
-    a loaded machine); such starts run none of our code and are not counted.
-    """
-    return airflow.task_log(dag_id, run_id, task_id, map_index).count("Worker startup parse complete")
-
-
 def test_quick_waits_succeed_in_every_run_and_each_wait_starts_one_worker(airflow: Any, tmp_path: Path) -> None:
     for number in range(RUNS):
         camb_task_ids = [airflow.standin.client.add_task(status="PENDING") for _ in range(VOICES)]
@@ -136,7 +200,7 @@ def test_quick_waits_succeed_in_every_run_and_each_wait_starts_one_worker(airflo
         assert len([key for key in states if key.startswith("wait[")]) == VOICES
         files = list(destination.iterdir())  # two whole previews per voice, and nothing else
         assert len(files) == 2 * VOICES and all(re.fullmatch(r"camb_run_\d+_preview_[01]\.wav", f.name) for f in files)
-        runs = {i: worker_runs(airflow, QUICK_DAG_ID, run_id, "wait", i) for i in range(VOICES)}
+        runs = {i: airflow.worker_runs(QUICK_DAG_ID, run_id, "wait", i) for i in range(VOICES)}
         resumed = sorted(i for i, count in runs.items() if count != 1)
         assert not resumed, (
             f"run {number}: waits not run on a worker exactly once: {resumed}\n"
@@ -164,6 +228,60 @@ def test_a_wait_started_in_the_triggerer_runs_no_worker(airflow: Any) -> None:
     for task_id in ("wait_output", "wait_jinja"):
         assert airflow.xcom(START_DAG_ID, run_id, task_id) == run
         assert airflow.xcom(START_DAG_ID, run_id, task_id, key="run_id") == run
-        assert worker_runs(airflow, START_DAG_ID, run_id, task_id) == 0, task_id
+        assert airflow.worker_runs(START_DAG_ID, run_id, task_id) == 0, task_id
         assert "Ending the Airflow task here" in airflow.task_log(START_DAG_ID, run_id, task_id)
-    assert worker_runs(airflow, START_DAG_ID, run_id, "create") == 1  # the count does count
+    assert airflow.worker_runs(START_DAG_ID, run_id, "create") == 1  # the count does count
+
+
+# --- resuming on a worker --------------------------------------------------------------------------
+
+
+def run_resuming_waits_three_times(airflow: Any, dag_id: str, wait_arguments: str, destination: Path) -> list[Path]:
+    """Three runs of create -> wait -> download, one after another; return each run's destination.
+
+    Every task of every run succeeds; each wait ran on a worker twice (deferred, resumed) and held its
+    event, so each CAMB task ended inside the margin: the race was on, every time.
+    """
+    source = RESUME_DAG.format(dag_id=dag_id, voices=VOICES, description=DESCRIPTION, wait_arguments=wait_arguments)
+    airflow.add_dag(f"{dag_id}.py", source)
+    destinations = []
+    for number in range(RUNS):
+        destinations.append(destination / f"run-{number}")
+        run_id = airflow.trigger(dag_id, {"destination": str(destinations[-1])}, via="api")
+        airflow.wait_for_run(dag_id, run_id, timeout=1200)
+        states = airflow.task_states(dag_id, run_id)
+        not_successful = {key: state for key, state in states.items() if state != "success"}
+        assert not not_successful, f"run {number}: {not_successful}\n{airflow.diagnostics()}"
+        assert len([key for key in states if key.startswith("wait[")]) == VOICES
+        assert len(list(destinations[-1].glob("camb_run_*_preview_*.wav"))) == 2 * VOICES
+        not_resumed = [i for i in range(VOICES) if airflow.worker_runs(dag_id, run_id, "wait", i) != 2]
+        assert not not_resumed, (
+            f"run {number}: waits not run on a worker exactly twice (defer, resume): {not_resumed}\n"
+            + airflow.task_log(dag_id, run_id, "wait", not_resumed[0])[-6000:]
+        )
+        not_held = [i for i in range(VOICES) if HELD not in airflow.task_log(dag_id, run_id, "wait", i)]
+        assert not not_held, f"run {number}: waits that did not hold their event: {not_held}"
+    return destinations
+
+
+def test_quick_waits_that_resume_on_a_worker_succeed_in_every_run(airflow: Any, tmp_path: Path) -> None:
+    run_resuming_waits_three_times(airflow, "camb_resume_on_worker", ", end_from_trigger=False", tmp_path)
+
+
+def test_with_openlineage_quick_waits_resume_on_a_worker_succeed_and_each_download_reports_its_files(
+    airflow_with_openlineage: Any, openlineage_events: Path, tmp_path: Path
+) -> None:
+    dag_id = "camb_resume_with_openlineage"
+    destinations = run_resuming_waits_three_times(airflow_with_openlineage, dag_id, "", tmp_path)
+    events = [json.loads(path.read_text()) for path in openlineage_events.iterdir()]
+    reported = sorted(
+        sorted(output["name"] for output in event["outputs"])
+        for event in events
+        if event.get("eventType") == "COMPLETE" and event["job"]["name"] == f"{dag_id}.download"
+    )
+    written: dict[str, list[str]] = {}  # CAMB run id -> its files
+    for path in sorted(path for folder in destinations for path in folder.glob("camb_run_*_preview_*.wav")):
+        written.setdefault(re.sub(r"_preview_\d+\.wav$", "", path.name), []).append(str(path))
+    assert reported == sorted(written.values())  # one COMPLETE event per download, naming exactly its files
+    api_key = airflow_with_openlineage.standin.api_key
+    assert not [path for path in openlineage_events.iterdir() if api_key in path.read_text()]

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_provider_camb import _waiting
 from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, look_for, starting
-from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
+from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_RESUME_MARGIN, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.api import CambTaskStatus, TaskStatus, whole_number
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind
@@ -53,6 +53,8 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
     :param retry_uncertain_create: Let Airflow's retries create a new task when CAMB may have created one
         whose id is unknown (default False: fail without retries, which never pays twice).
+    :param resume_margin: Waiting deferred, a wait that resumes on a worker does so no sooner than this many
+        seconds after it deferred (apache/airflow#72716; see ``CambTaskSensor``). Default 30 s.
     """
 
     #: The CAMB task kind this operator starts (one of ``airflow_provider_camb.kinds.KINDS``).
@@ -75,6 +77,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         end_from_trigger: bool | None = None,
         retry_uncertain_create: bool = False,
+        resume_margin: float | timedelta = DEFAULT_RESUME_MARGIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,6 +91,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         self.deferrable = deferrable
         self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
         self.retry_uncertain_create = retry_uncertain_create
+        self.resume_margin = seconds(resume_margin, "resume_margin", zero=True)
 
     @cached_property
     def hook(self) -> CambHook:

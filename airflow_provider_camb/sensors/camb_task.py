@@ -21,7 +21,13 @@ from airflow.providers.common.compat.sdk import (
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_camb import _waiting
-from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, check_once, seconds
+from airflow_provider_camb._waiting import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_RESUME_MARGIN,
+    DEFAULT_TIMEOUT,
+    check_once,
+    seconds,
+)
 from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.exceptions import CambInputError, CambWaitTimeoutError
 from airflow_provider_camb.hooks.camb import CambHook
@@ -63,6 +69,9 @@ class CambTaskSensor(BaseSensorOperator):
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param end_from_trigger: End the task in the triggerer on SUCCESS; False resumes on a worker. The default
         is True unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
+    :param resume_margin: A wait that resumes on a worker (listeners, ``end_from_trigger=False``, or a
+        failure) does so no sooner than this many seconds (or a ``timedelta``) after it deferred, which
+        keeps Airflow from failing it (apache/airflow#72716). 0 turns it off. Default 30 s.
     :param start_from_trigger: Start the wait in the triggerer, with no worker at all (Airflow 3.3+ for a
         templated ``camb_task_id``; not for mapped sensors). See the README for the forms of ``camb_task_id``.
     """
@@ -89,6 +98,7 @@ class CambTaskSensor(BaseSensorOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         end_from_trigger: bool | None = None,
+        resume_margin: float | timedelta = DEFAULT_RESUME_MARGIN,
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -101,6 +111,7 @@ class CambTaskSensor(BaseSensorOperator):
         self.poll_interval = interval
         self.deferrable = deferrable
         self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
+        self.resume_margin = seconds(resume_margin, "resume_margin", zero=True)
         if start_from_trigger:
             self._start_in_the_triggerer()
 
@@ -133,6 +144,7 @@ class CambTaskSensor(BaseSensorOperator):
                 "wait_before_first_poll": False,
                 "end_from_trigger": self.end_from_trigger,
                 "timeout": self.wait_timeout,
+                "resume_margin": 0.0,  # no worker deferred, so no stale exit to wait out
             },
             timeout=timedelta(seconds=self.wait_timeout),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import poll_task
+from airflow_provider_camb.triggers._resume_margin import resume_hold
 
 __all__ = ["CambTaskTrigger"]
 
@@ -33,7 +35,9 @@ class CambTaskTrigger(BaseTrigger):
     with XComs ``return_value`` and ``run_id``), so no worker resumes the task: that leaves nothing to
     race (apache/airflow#72716). Every other outcome resumes the task on a worker with an event of
     ``airflow_provider_camb.events`` (``finished``, ``deadline`` or ``error``), where it fails with the
-    typed error, Airflow's retries applying as they should (docs/ending-waits.md).
+    typed error, Airflow's retries applying as they should (docs/ending-waits.md). Run by a triggerer,
+    such an event leaves no sooner than ``resume_margin`` seconds after the deferral, so the scheduler has
+    read the deferring worker's exit first (apache/airflow#72716, ``_resume_margin``).
 
     :param camb_task_id: The CAMB task id to wait for (rendered here when the task starts in the triggerer).
     :param camb_conn_id: The Airflow connection id; the connection is read inside ``run()``.
@@ -47,6 +51,9 @@ class CambTaskTrigger(BaseTrigger):
         event (a wait started in the triggerer has no worker to compute a deadline); None waits for ever.
     :param created_at: When this provider created the task (epoch seconds), if it did: a 404 within
         30 s of it is read-after-create lag, retried like a passing fault (rows without it: 404 is final).
+    :param deferred_at: Epoch seconds when the worker deferred; None: when ``run()`` started.
+    :param resume_margin: Least seconds from the deferral to an event that resumes the task on a worker;
+        0 for a wait started in the triggerer (no worker deferred); None: the default (30 s).
     """
 
     def __init__(
@@ -61,6 +68,8 @@ class CambTaskTrigger(BaseTrigger):
         end_from_trigger: bool = False,
         timeout: float | None = None,
         created_at: float | None = None,
+        deferred_at: float | None = None,
+        resume_margin: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.kind = kind  # a name, as the row holds it: resolved in run(), where a bad one ends the wait cleanly
@@ -72,6 +81,8 @@ class CambTaskTrigger(BaseTrigger):
         self.end_from_trigger = end_from_trigger
         self.timeout = timeout
         self.created_at = created_at
+        self.deferred_at = deferred_at
+        self.resume_margin = resume_margin
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only plain ids and numbers: the row is stored in Airflow's database, so never a secret."""
@@ -87,13 +98,34 @@ class CambTaskTrigger(BaseTrigger):
                 "end_from_trigger": self.end_from_trigger,
                 "timeout": self.timeout,
                 "created_at": self.created_at,
+                "deferred_at": self.deferred_at,
+                "resume_margin": self.resume_margin,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # poll_task releases the shared session before it returns, so nothing is left open when the
         # triggerer (or dag.test) closes this generator.
-        yield self._trigger_event(await self._wait())
+        started = time.time()
+        event = self._trigger_event(await self._wait())
+        await self._hold_if_resuming_on_a_worker(event, started)
+        yield event
+
+    async def _hold_if_resuming_on_a_worker(self, event: TriggerEvent, started: float) -> None:
+        """Hold an event that resumes the task on a worker until ``resume_margin`` after the deferral.
+
+        Only in a triggerer (it sets ``trigger_id``): ``dag.test()`` has no scheduler to race.
+        """
+        if isinstance(event, TaskSuccessEvent) or self.trigger_id is None:
+            return
+        hold = resume_hold(deferred_at=self.deferred_at, resume_margin=self.resume_margin, started=started)
+        if hold > 0:
+            self.log.info(
+                "Resuming the Airflow task on a worker in %.1f s, so the scheduler has read the exit of the "
+                "worker that deferred it first (apache/airflow#72716; resume_margin).",
+                hold,
+            )
+            await asyncio.sleep(hold)
 
     async def _wait(self) -> events.WaitEvent:
         try:

@@ -30,6 +30,8 @@ class TextToVoiceTrigger(CambTaskTrigger):
     :param end_from_trigger: End the Airflow task here on SUCCESS instead of resuming it on a worker.
     :param timeout: Without a ``deadline``, seconds from the start of ``run()`` until the ``timeout`` event.
     :param created_at: When this provider created the task (epoch seconds): a 404 soon after is lag.
+    :param deferred_at: Epoch seconds when the worker deferred (see ``CambTaskTrigger``).
+    :param resume_margin: Least seconds from the deferral to an event that resumes on a worker.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class TextToVoiceTrigger(CambTaskTrigger):
         end_from_trigger: bool = False,
         timeout: float | None = None,
         created_at: float | None = None,
+        deferred_at: float | None = None,
+        resume_margin: float | None = None,
     ) -> None:
         super().__init__(
             camb_task_id,
@@ -53,6 +57,8 @@ class TextToVoiceTrigger(CambTaskTrigger):
             end_from_trigger=end_from_trigger,
             timeout=timeout,
             created_at=created_at,
+            deferred_at=deferred_at,
+            resume_margin=resume_margin,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
