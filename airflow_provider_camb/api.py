@@ -168,11 +168,13 @@ class ApiRequest:
     form: dict[str, str] | None = None
     #: Epoch seconds until which a 404 is read-after-create lag (a passing fault), not an unknown id.
     not_found_until: float | None = None
+    #: A POST that only reads (the bulk results): safe to repeat like a GET.
+    reads_only: bool = False
 
     @property
     def may_repeat(self) -> bool:
         """GETs are safe to repeat; a POST may start a paid task, so it is not repeated blindly."""
-        return self.method == "GET"
+        return self.method == "GET" or self.reads_only
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -628,6 +630,38 @@ def create_custom_voice_request(
         form["description"] = _check_text("description", description)
     params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
     return ApiRequest("POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form)
+#: Run ids per bulk result request: keeps each reply small (camb-api.md, section 11).
+BULK_RESULTS_MAX = 100
+
+
+def bulk_results_request(kind: str | CambKind, run_ids: object) -> ApiRequest:
+    """``POST /{bulk result path}`` with ``{"run_ids": [...]}``: the results of up to ``BULK_RESULTS_MAX`` runs."""
+    camb_kind = kind_of(kind)
+    if not camb_kind.bulk_result_path:
+        raise CambInputError(f"CAMB has no bulk result endpoint for {camb_kind.label} runs.")
+    if not isinstance(run_ids, (list, tuple)) or not 0 < len(run_ids) <= BULK_RESULTS_MAX:
+        raise CambInputError(f"A bulk result request takes 1 to {BULK_RESULTS_MAX} run ids, got {run_ids!r}.")
+    runs = [check_run_id(run_id) for run_id in run_ids]
+    return ApiRequest(
+        "POST",
+        f"/{camb_kind.bulk_result_path}",
+        f"fetching the results of {len(runs)} CAMB {camb_kind.label} runs",
+        json={"run_ids": runs},
+        reads_only=True,
+    )
+
+
+def parse_bulk_results(body: Any, kind: str | CambKind, run_ids: list[int]) -> dict[int, Any]:
+    """The values of a bulk result reply by run id; runs missing from it are left out (ask again later)."""
+    camb_kind = kind_of(kind)
+    if not isinstance(body, dict):
+        raise _unreadable(f"fetching the results of CAMB {camb_kind.label} runs", "expected a JSON object")
+    return {run_id: body[str(run_id)] for run_id in run_ids if body.get(str(run_id)) is not None}
+
+
+def parse_result_link(value: Any, kind: str | CambKind, run_id: int) -> str:
+    """One media result link of a bulk reply: the link itself, or ``{"output_url": link}``."""
+    return parse_output_url({"output_url": value} if isinstance(value, str) else value, kind, run_id)
 
 
 def source_languages_request() -> ApiRequest:

@@ -6,7 +6,7 @@ import asyncio
 import mimetypes
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from pathlib import Path
@@ -23,11 +23,13 @@ from airflow_provider_camb._deprecated import HookMethods
 from airflow_provider_camb._link_policy import LinkPolicy
 from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
+    BULK_RESULTS_MAX,
     ApiRequest,
     CambSettings,
     CambTaskStatus,
     DownloadedFile,
     DubbedOutput,
+    bulk_results_request,
     check_run_id,
     classify_link_reply,
     classify_reply,
@@ -38,10 +40,12 @@ from airflow_provider_camb.api import (
     create_translated_tts_request,
     create_tts_request,
     media_result_request,
+    parse_bulk_results,
     parse_dub_result,
     parse_languages,
     parse_output_url,
     parse_previews,
+    parse_result_link,
     parse_status,
     parse_task_id,
     parse_voice_id,
@@ -502,6 +506,40 @@ class CambHook(HookMethods, BaseHook):
         """The dubbed outputs of a run: ``{None: output}`` (one object) or ``{language: output}``."""
         run = check_run_id(run_id)
         return parse_dub_result(self._send(result_request(DUB, run)), run)
+
+    def get_result_links(self, kind: str | CambKind, run_ids: Iterable[int | str]) -> dict[int, str]:
+        """The media result links (bearer links) of many speech or sound runs, by run id.
+
+        Asked in bulk (``POST /tts-results``, ``/text-to-sound-results``), 100 runs a request; a run the bulk
+        reply leaves out is asked alone (``output_type=FILE_URL``).
+        """
+        camb_kind = kind_of(kind)
+        return self._bulk(
+            camb_kind,
+            run_ids,
+            lambda value, run: parse_result_link(value, camb_kind, run),
+            lambda run: self.get_result_link(camb_kind, run),
+        )
+
+    def get_dub_results(self, run_ids: Iterable[int | str]) -> dict[int, dict[str | None, DubbedOutput]]:
+        """The dubbed outputs of many runs by run id (``POST /dubbing-results``; a run left out is asked alone)."""
+        return self._bulk(DUB, run_ids, lambda value, run: parse_dub_result(value, run), self.get_dub_result)
+
+    def _bulk(
+        self,
+        kind: CambKind,
+        run_ids: Iterable[int | str],
+        parse: Callable[[Any, int], T],
+        single: Callable[[int], T],
+    ) -> dict[int, T]:
+        runs = list(dict.fromkeys(check_run_id(run_id) for run_id in run_ids))
+        found: dict[int, T] = {}
+        for start in range(0, len(runs), BULK_RESULTS_MAX):
+            chunk = runs[start : start + BULK_RESULTS_MAX]
+            values = parse_bulk_results(self._send(bulk_results_request(kind, chunk)), kind, chunk)
+            for run in chunk:
+                found[run] = parse(values[run], run) if run in values else single(run)
+        return found
 
     def create_custom_voice(
         self,

@@ -49,7 +49,7 @@ from airflow_provider_camb.testing._validation import (
 log = logging.getLogger(__name__)
 
 #: Endpoint names, as used by ``inject(endpoint=...)`` and ``requests(endpoint)``; ``"any"`` also works for inject.
-ENDPOINTS = ("create", "status", "result", "custom_voice", "languages", "preview", "media")
+ENDPOINTS = ("create", "status", "result", "bulk_result", "custom_voice", "languages", "preview", "media")
 _BACKLOG = 4096  # thousands of pollers may connect at once
 _SHUTDOWN_SECONDS = 0.5  # how long stop() lets in-flight requests finish
 
@@ -174,6 +174,8 @@ def _kind_routes() -> tuple[tuple[str, str, str | None, re.Pattern[str]], ...]:
         routes.append(("create", "POST", kind.name, re.compile(re.escape(kind.create_path))))
         routes.append(("status", "GET", kind.name, re.compile(re.escape(f"/{kind.name}/") + r"(?P<id>[^/]+)")))
         routes.append(("result", "GET", kind.name, re.compile(re.escape(f"/{kind.result_path}/") + r"(?P<id>[^/]+)")))
+        if kind.bulk_result_path:
+            routes.append(("bulk_result", "POST", kind.name, re.compile(re.escape(f"/{kind.bulk_result_path}"))))
     return tuple(routes)
 
 
@@ -227,7 +229,7 @@ async def _read_body(call: _Call) -> None:
     request = call.request
     multipart = call.endpoint == "custom_voice" or (call.endpoint == "create" and HANDLERS[str(call.kind)].multipart)
     try:
-        if call.endpoint == "create" and not multipart:
+        if call.endpoint in ("create", "bulk_result") and not multipart:
             call.json = json.loads(await request.read())
         elif multipart and request.content_type.startswith("multipart/"):
             digest, size, name = hashlib.sha256(), 0, None
@@ -322,6 +324,7 @@ class CambStandIn:
             "create": self._create,
             "status": self._status,
             "result": self._result,
+            "bulk_result": self._bulk_result,
             "custom_voice": self._custom_voice,
             "languages": lambda call: json_reply(200, _LANGUAGES),
             "preview": self._preview,
@@ -729,6 +732,26 @@ class CambStandIn:
         if run.kind not in (handler.run_kinds or {kind.name}):
             return detail(400, f"Run {run_id} is not a {kind.label} run.")
         return handler.result(ResultCall(run_id, run, call.query, self.preview_base_url))
+
+    def _bulk_result(self, call: _Call) -> Reply:
+        """``POST /{bulk result path}``: ``{"run_ids": [...]}`` -> each known run's value by its id as a string.
+
+        Runs that are unknown or of another kind are left out of the reply, as CAMB may do.
+        """
+        kind = kind_of(call.kind)
+        if call.body_error is not None:
+            return invalid([error(("body",), "json_invalid", call.body_error)])
+        run_ids = call.json.get("run_ids") if isinstance(call.json, dict) else None
+        if not isinstance(run_ids, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in run_ids):
+            return invalid([error(("body", "run_ids"), "list_type", "Input should be a valid list of integers")])
+        handler = HANDLERS[kind.name]
+        assert handler.bulk is not None
+        values = {}
+        for run_id in run_ids:
+            run = self._tasks.run(run_id)
+            if run is not None and run.kind in (handler.run_kinds or {kind.name}):
+                values[str(run_id)] = handler.bulk(ResultCall(run_id, run, call.query, self.preview_base_url))
+        return json_reply(200, values)
 
     def _custom_voice(self, call: _Call) -> Reply:
         errors: list[Error] = []
