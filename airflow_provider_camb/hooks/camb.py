@@ -222,11 +222,13 @@ class CambHook(HookMethods, BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, request: ApiRequest, **files: Any) -> Any:
-        return self._with_the_newest_key(lambda settings: self._send_retrying(request, settings, files))
+    def _send(self, request: ApiRequest, *, rate_limits: bool = True, **files: Any) -> Any:
+        return self._with_the_newest_key(lambda settings: self._send_retrying(request, settings, files, rate_limits))
 
-    def _send_retrying(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
-        for attempt in Retrying(**retry_policy(request, settings, self.log)):
+    def _send_retrying(
+        self, request: ApiRequest, settings: CambSettings, files: dict[str, Any], rate_limits: bool = True
+    ) -> Any:
+        for attempt in Retrying(**retry_policy(request, settings, self.log, rate_limits=rate_limits)):
             with attempt:
                 return self._send_once(request, settings, files)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -472,9 +474,20 @@ class CambHook(HookMethods, BaseHook):
     # --- the other CAMB task kinds (each: build and check with api.py, send, parse with api.py) ---
 
     def _create(self, request: ApiRequest, kind: CambKind) -> str:
-        task_id = parse_task_id(self._send(request), kind)
+        return self.create_task(request, kind)
+
+    def create_task(self, request: ApiRequest, kind: str | CambKind, *, wait_out_rate_limits: bool = True) -> str:
+        """Start a CAMB task from a create request built (and so checked) by ``api.py``; return its task id.
+
+        :param request: The create request, e.g. ``api.create_tts_request(...)``.
+        :param kind: Its CAMB task kind.
+        :param wait_out_rate_limits: Wait out a 429 and send again (default). False raises the
+            ``CambRateLimitError`` instead, for a caller that paces its creates itself (the batch operators).
+        """
+        camb_kind = kind_of(kind)
+        task_id = parse_task_id(self._send(request, rate_limits=wait_out_rate_limits), camb_kind)
         self.note_created(task_id, time.time())
-        self.log.info("Created CAMB %s task %s.", kind.label, task_id)
+        self.log.info("Created CAMB %s task %s.", camb_kind.label, task_id)
         return task_id
 
     def create_tts(self, text: str, voice_id: int | str, language: int | str, **optional: Any) -> str:
