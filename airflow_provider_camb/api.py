@@ -108,19 +108,27 @@ class CambTaskStatus:
                     "Check the task again later or contact CAMB.AI support."
                 )
             return self.run_id
-        details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
         if self.status == TaskStatus.PAYMENT_REQUIRED:
-            raise CambPaymentRequiredError(
-                f"{task} ended with PAYMENT_REQUIRED {details}: the CAMB.AI "
-                "account is out of credits. Add credits, then run the task again; retrying now cannot help."
-            )
-        if self.status == TaskStatus.TIMEOUT:
-            advice = "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
-        elif self.status == TaskStatus.ERROR:
-            advice = kind.error_advice
-        else:
+            raise CambPaymentRequiredError(f"{self.reason}: the CAMB.AI account is out of credits. {self.advice}")
+        if self.status not in (TaskStatus.TIMEOUT, TaskStatus.ERROR):
             raise ValueError(f"{task} has not finished (status {self.status!r}).")
-        raise CambTaskFailedError(f"{task} ended with status {self.status} {details}. {advice}")
+        raise CambTaskFailedError(f"{self.reason}. {self.advice}")
+
+    @property
+    def reason(self) -> str:
+        """What happened to a task that did not succeed: its status and CAMB's reason and message."""
+        details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
+        verb = "ended with" if self.status == TaskStatus.PAYMENT_REQUIRED else "ended with status"
+        return f"CAMB {kind_of(self.kind).label} task {self.task_id!r} {verb} {self.status} {details}"
+
+    @property
+    def advice(self) -> str:
+        """What to do about a task that ended with ERROR, TIMEOUT or PAYMENT_REQUIRED."""
+        if self.status == TaskStatus.PAYMENT_REQUIRED:
+            return "Add credits, then run the task again; retrying now cannot help."
+        if self.status == TaskStatus.TIMEOUT:
+            return "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
+        return kind_of(self.kind).error_advice
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ class _Fault:
     endpoint: str
     remaining: int
     params: dict[str, Any]
+    after: int = 0  # matching requests let through before the fault applies
 
 
 # --- tasks (the bookkeeping shared by every kind: see _tasks) -------------------------------------
@@ -475,7 +476,8 @@ class CambStandIn:
 
     def configure(self, **settings: Any) -> None:
         """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
-        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status, pending_reads)."""
+        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status, pending_reads,
+        pending_seconds_max, outcomes: ``{marker: outcome}`` for tasks whose create body contains the marker)."""
         self._tasks.configure(**settings)
 
     def add_task(
@@ -505,8 +507,9 @@ class CambStandIn:
             request=request,
         )
 
-    def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
-        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``).
+    def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, after: int = 0, **params: Any) -> None:
+        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``),
+        after letting ``after`` of them through.
 
         With ``act=True`` the endpoint acts first (a create creates its task) and the fault then decides
         what the client gets: CAMB did the work but the reply is late (``slow``), lost (``drop``), an
@@ -520,9 +523,11 @@ class CambStandIn:
             raise ValueError(f"Unknown endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}, any")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"times must be a whole number >= 1, not {times!r}")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after must be a whole number >= 0, not {after!r}")
         _FAULT_TABLE[fault](params)  # a bad parameter fails here, not in the server
         with self._lock:
-            self._faults.append(_Fault(fault, endpoint, times, dict(params)))
+            self._faults.append(_Fault(fault, endpoint, times, dict(params), after))
 
     def rotate_key(self) -> str:
         """Give the API a new key and return it; the old one is refused from now on (as after a revocation)."""
@@ -647,6 +652,9 @@ class CambStandIn:
             return None
         with self._lock:
             for fault in self._faults:
+                if fault.endpoint in (endpoint, "any") and fault.after > 0:
+                    fault.after -= 1
+                    return None
                 if fault.endpoint in (endpoint, "any"):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
