@@ -137,9 +137,7 @@ def test_with_max_failures_the_batch_succeeds_and_its_counts_say_what_failed(run
     assert result.xcom("batch")["succeeded"] == 5 and result.xcom("batch")["failed"] == 1
 
 
-def test_the_error_lists_the_first_twenty_failed_keys_with_task_and_advice_then_a_count(
-    run_dag, camb, tmp_path, capfd
-):
+def test_the_error_lists_the_first_twenty_failed_keys_with_task_and_advice_then_a_count(run_dag, camb, tmp_path, capfd):
     camb.configure(outcomes={"Line": "ERROR"})
     run_batch(run_dag, tmp_path, items=lines(25), voice_id=5, language=1)
     entries = manifest_of(tmp_path)
@@ -197,12 +195,20 @@ def test_a_rerun_over_the_same_destination_creates_nothing_and_downloads_only_wh
 
 def test_payment_required_stops_new_creates_and_the_tasks_in_flight_still_finish(run_dag, camb, tmp_path):
     camb.configure(outcomes={"Line 1 ": "PAYMENT_REQUIRED"})
-    result = run_batch(run_dag, tmp_path, items=lines(8), voice_id=5, language=1, max_in_flight=3, retries=2)
+    result = run_batch(run_dag, tmp_path, items=lines(12), voice_id=5, language=1, max_in_flight=3, retries=2)
     assert result.task_states == {"batch": "failed"} and result.tries["batch"] == 1  # no retries
     entries = manifest_of(tmp_path)
-    assert len(camb.requests("create")) == 3  # the first block; none after the PAYMENT_REQUIRED
-    assert [entries[f"line-{i:03d}"].status for i in range(8)] == ["succeeded", "failed", "succeeded"] + ["skipped"] * 5
-    assert "Add credits" in str(entries["line-005"].error)
+    unpaid = entries["line-001"]
+    assert unpaid.status == "failed" and unpaid.camb_status == "PAYMENT_REQUIRED"
+    seen = max(r.time for r in camb.requests("status") if r.path_id == unpaid.camb_task_id)
+    assert all(r.time < seen for r in camb.requests("create"))  # nothing created once CAMB said so
+    created = [e for e in entries.values() if e.camb_task_id is not None]
+    assert len(created) == len(camb.requests("create")) >= 3
+    assert {e.status for e in created if e is not unpaid} == {"succeeded"}  # those in flight finished
+    assert_whole(tmp_path, created)
+    skipped = [e for e in entries.values() if e.camb_task_id is None]
+    assert skipped and {e.status for e in skipped} == {"skipped"}
+    assert "Add credits" in str(skipped[0].error)
 
 
 OTHER_KINDS = {

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,12 +35,13 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath,
 
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._batch_items import Item, check_items, read_items
+from airflow_provider_camb._batch_run import BatchRun, apply_outcomes, failure_summary, reopen, skip_the_rest
 from airflow_provider_camb._lineage import CambLineageMixin, attach_asset_extras, stored_file
 from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key, look_for, starting
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
-from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, CambTaskStatus, TaskStatus, whole_number
+from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus, whole_number
 from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambBatchFailedError,
@@ -55,7 +55,6 @@ from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind, kind_of
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
-from airflow_provider_camb.triggers.camb_task import EVENT_ERROR, EVENT_TIMEOUT
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -69,27 +68,6 @@ MAX_EXTRA_FILES = 1000
 #: CAMB's ends after which a new try creates a new task for the item (that is what a retry is for).
 _REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
 _AGAIN = "Run the task again: it waits for the same CAMB task again and creates nothing new."
-
-
-@dataclass
-class BatchRun:
-    """One pass of a batch task over its items: the checked items, their manifest entries, where it writes."""
-
-    items: dict[str, Item]
-    entries: dict[str, Entry]  # every entry of the manifest, items of earlier runs included
-    folder: ObjectStoragePath
-    manifest_name: str
-    deadline: float
-    creates_stopped: bool = False
-    limiter: KeyLimiter = field(default_factory=KeyLimiter)
-
-    @property
-    def mine(self) -> list[Entry]:
-        """The entries of this batch's items, in item order."""
-        return sorted((self.entries[key] for key in self.items), key=lambda entry: entry.index)
-
-    def having(self, *statuses: str) -> list[Entry]:
-        return [entry for entry in self.mine if entry.status in statuses]
 
 
 class CambBatchOperator(CambLineageMixin, BaseOperator):
@@ -231,7 +209,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             deadline=time.time() + self.timeout if deadline is None else float(deadline),
             creates_stopped=bool(event.get("creates_stopped")),
         )
-        self._apply(run, event.get("finished", []))
+        apply_outcomes(run, self.kind, event.get("finished", []))
         return self._advance(context, run)
 
     def _prepare(self, *, deadline: float, creates_stopped: bool = False) -> BatchRun:
@@ -252,9 +230,6 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             entry.index = item.index
         items = {item.key: item for item in checked}
         return BatchRun(items, entries, folder, name, deadline, creates_stopped, KeyLimiter())
-
-    def _checkpoint(self, run: BatchRun) -> ObjectStoragePath:
-        return _manifest.write(run.folder, run.manifest_name, run.entries.values())
 
     def _advance(self, context: Context, run: BatchRun) -> dict[str, Any]:
         while True:
@@ -278,40 +253,17 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             )
             if self.deferrable:
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)
-            self._apply(run, asyncio.run(wait_for_batch(trigger, self.log)))
+            apply_outcomes(run, self.kind, asyncio.run(wait_for_batch(trigger, self.log)))
 
     # --- a new try: what the manifest and the store say ------------------------------------
 
     def _reconcile(self, context: Context, run: BatchRun) -> None:
-        """Bring every item to where it stands: files whole, tasks to wait for, items to create (again)."""
+        """A new try: bring every item to where it stands (files whole, tasks to wait for, items to create)."""
         memory = TaskMemory.of(context, self)
         for entry in run.mine:
-            if entry.status == SUCCEEDED and not all(_manifest.is_whole(run.folder, f) for f in entry.files):
-                self.log.info("Item %r: its files are not whole in the destination; downloading them again.", entry.key)
-                entry.update(status=READY, files=[])
-            elif entry.status == FAILED and entry.camb_status in _REPLACED and self.recreate_failed:
-                self.log.info(
-                    "Item %r: CAMB task %s ended with %s; creating a new one.",
-                    entry.key,
-                    entry.camb_task_id,
-                    entry.camb_status,
-                )
-                entry.update(
-                    status=NEW,
-                    replaced_task_ids=[*entry.replaced_task_ids, str(entry.camb_task_id)],
-                    camb_task_id=None,
-                    camb_status=None,
-                    error=None,
-                )
-            elif entry.status == FAILED and entry.camb_status == TaskStatus.SUCCESS:
-                entry.update(status=READY, error=None)
-            elif entry.status == FAILED and entry.camb_task_id is not None and entry.camb_status not in _REPLACED:
-                entry.update(status=PENDING, error=None)  # the wait ended (deadline, unreadable): wait again
-            elif entry.status == SKIPPED:
-                entry.update(status=NEW, error=None)
-            if entry.status == CREATING or (entry.status == FAILED and entry.camb_task_id is None):
+            if reopen(entry, run.folder, self.recreate_failed, self.log):
                 self._recall(memory, run.items[entry.key], entry)
-        self._checkpoint(run)
+        run.checkpoint()
 
     def _recall(self, memory: TaskMemory, item: Item, entry: Entry) -> None:
         """An item whose create may have been sent by an earlier try: its task, or new, or failed as uncertain."""
@@ -337,33 +289,6 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
 
     # --- the steps ---------------------------------------------------------------------
 
-    def _apply(self, run: BatchRun, finished: Iterable[dict[str, Any]]) -> None:
-        """Apply the outcomes of a batch wait to the entries, then checkpoint."""
-        by_task = {entry.camb_task_id: entry for entry in run.having(PENDING)}
-        for outcome in finished:
-            entry = by_task.get(str(outcome.get("task_id")))
-            if entry is None:
-                continue
-            status = str(outcome.get("status"))
-            if status == TaskStatus.SUCCESS:
-                entry.update(status=READY, camb_status=status, run_id=outcome.get("run_id"))
-            elif status in _REPLACED:
-                ended = CambTaskStatus(
-                    str(entry.camb_task_id),
-                    status,
-                    None,
-                    outcome.get("message"),
-                    outcome.get("exception_reason"),
-                    self.kind,
-                )
-                entry.fail(ended.reason, ended.advice, camb_status=status)
-                run.creates_stopped = run.creates_stopped or status == TaskStatus.PAYMENT_REQUIRED
-            elif status in (EVENT_TIMEOUT, EVENT_ERROR):
-                reason = str(outcome.get("message"))
-                advice = "Raise the batch's timeout if its tasks take longer. " if status == EVENT_TIMEOUT else ""
-                entry.fail(reason, advice + _AGAIN)
-        self._checkpoint(run)
-
     def _create(self, context: Context, run: BatchRun) -> None:
         """Create tasks for new items, one at a time, until ``max_in_flight`` are pending; checkpoint per block."""
         memory = TaskMemory.of(context, self)
@@ -373,7 +298,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                 return
             for entry in block:
                 entry.update(status=CREATING)
-            self._checkpoint(run)  # a crash from here on leaves these recognisable: their store records decide
+            run.checkpoint()  # a crash from here on leaves these recognisable: their store records decide
             try:
                 for entry in block:
                     self._create_one(run, memory, entry)
@@ -383,7 +308,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                 for entry in block:
                     if entry.status == CREATING:  # not sent: a payment stop, or an error that ends the try
                         entry.update(status=NEW)
-                self._checkpoint(run)
+                run.checkpoint()
             self.log.info("Created %d CAMB tasks; %d pending.", len(block), len(run.having(PENDING)))
 
     def _create_one(self, run: BatchRun, memory: TaskMemory, entry: Entry) -> None:
@@ -444,20 +369,13 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                             f"Saving the files of item {entry.key!r} (CAMB run {entry.run_id}) failed: {error}",
                             "Run the task again: it downloads the files again and creates no new CAMB task.",
                         )
-                self._checkpoint(run)
+                run.checkpoint()
                 self.log.info("Saved the files of %d items to %s.", len(block), run.folder)
 
     def _finish(self, context: Context, run: BatchRun) -> dict[str, Any]:
         if run.creates_stopped:
-            for entry in run.having(NEW):
-                entry.update(
-                    status=SKIPPED,
-                    error={
-                        "reason": "Not created: CAMB answered PAYMENT_REQUIRED to an earlier create of this batch.",
-                        "advice": "Add credits to the CAMB.AI account, then run the task again.",
-                    },
-                )
-        manifest = self._checkpoint(run)
+            skip_the_rest(run)
+        manifest = run.checkpoint()
         counts = _manifest.counts(run.mine)
         result = {
             "manifest": str(manifest),
@@ -469,9 +387,9 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         self._record(context, run, manifest)
         failed = run.having(FAILED, SKIPPED)
         if counts[SKIPPED]:
-            raise CambPaymentRequiredError(_failures(failed, len(run.items), manifest, self.max_failures))
+            raise CambPaymentRequiredError(failure_summary(failed, len(run.items), manifest, self.max_failures))
         if len(failed) > self.max_failures:
-            raise CambBatchFailedError(_failures(failed, len(run.items), manifest, self.max_failures))
+            raise CambBatchFailedError(failure_summary(failed, len(run.items), manifest, self.max_failures))
         return result
 
     def _record(self, context: Context, run: BatchRun, manifest: ObjectStoragePath) -> None:
@@ -495,21 +413,3 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                 "files_total": len(files),
             },
         )
-
-
-def _failures(failed: list[Entry], total: int, manifest: ObjectStoragePath, allowed: int) -> str:
-    """The error of a batch with failed items: the first 20 with their task, reason and advice, then a count."""
-    lines = [
-        f"- {entry.key!r} (CAMB task {entry.camb_task_id or 'none'}): {(entry.error or {}).get('reason')} "
-        f"{(entry.error or {}).get('advice')}"
-        for entry in failed[:MAX_LISTED]
-    ]
-    more = [f"... and {len(failed) - MAX_LISTED} more."] if len(failed) > MAX_LISTED else []
-    return "\n".join(
-        [
-            f"{len(failed)} of {total} items of the CAMB batch failed (max_failures={allowed}); every other item is "
-            f"done and the manifest {manifest} lists each item:",
-            *lines,
-            *more,
-        ]
-    )

@@ -1,0 +1,129 @@
+"""The bookkeeping of one pass of a batch task: its items, their manifest entries, and how outcomes move them.
+
+Pure bookkeeping, no requests: ``CambBatchOperator`` sends and saves, and calls these to move each
+``_manifest.Entry`` from status to status (see ``_manifest`` for the statuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_camb import _manifest
+from airflow_provider_camb._batch_items import Item
+from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
+from airflow_provider_camb.api import CambTaskStatus, TaskStatus
+from airflow_provider_camb.hooks._rate_limit import KeyLimiter
+from airflow_provider_camb.triggers.camb_task import EVENT_ERROR, EVENT_TIMEOUT
+
+#: The failed items an error lists, at most.
+MAX_LISTED = 20
+#: CAMB's ends after which a new try creates a new task for the item (that is what a retry is for).
+REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
+_AGAIN = "Run the task again: it waits for the same CAMB task again and creates nothing new."
+
+
+@dataclass
+class BatchRun:
+    """One pass of a batch task over its items: the checked items, their manifest entries, where it writes."""
+
+    items: dict[str, Item]
+    entries: dict[str, Entry]  # every entry of the manifest, items of earlier runs included
+    folder: ObjectStoragePath
+    manifest_name: str
+    deadline: float
+    creates_stopped: bool = False
+    limiter: KeyLimiter = field(default_factory=KeyLimiter)
+
+    @property
+    def mine(self) -> list[Entry]:
+        """The entries of this batch's items, in item order."""
+        return sorted((self.entries[key] for key in self.items), key=lambda entry: entry.index)
+
+    def having(self, *statuses: str) -> list[Entry]:
+        return [entry for entry in self.mine if entry.status in statuses]
+
+    def checkpoint(self) -> ObjectStoragePath:
+        """Write the whole manifest (atomically); return its path."""
+        return _manifest.write(self.folder, self.manifest_name, self.entries.values())
+
+
+def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: Any) -> bool:
+    """Where an entry stands at the start of a new try; True when the task state store must say (it may have
+    been sent by an earlier try: ``creating``, or failed before its id was known)."""
+    if entry.status == SUCCEEDED and not all(_manifest.is_whole(folder, file) for file in entry.files):
+        log.info("Item %r: its files are not whole in the destination; downloading them again.", entry.key)
+        entry.update(status=READY, files=[])
+    elif entry.status == FAILED and entry.camb_status in REPLACED and recreate_failed:
+        log.info(
+            "Item %r: CAMB task %s ended with %s; creating a new one.", entry.key, entry.camb_task_id, entry.camb_status
+        )
+        entry.update(
+            status=NEW,
+            replaced_task_ids=[*entry.replaced_task_ids, str(entry.camb_task_id)],
+            camb_task_id=None,
+            camb_status=None,
+            error=None,
+        )
+    elif entry.status == FAILED and entry.camb_status == TaskStatus.SUCCESS:
+        entry.update(status=READY, error=None)  # its download failed: download again
+    elif entry.status == FAILED and entry.camb_task_id is not None and entry.camb_status not in REPLACED:
+        entry.update(status=PENDING, error=None)  # the wait ended (deadline, unreadable): wait again
+    elif entry.status == SKIPPED:
+        entry.update(status=NEW, error=None)
+    return entry.status == CREATING or (entry.status == FAILED and entry.camb_task_id is None)
+
+
+def apply_outcomes(run: BatchRun, kind: str, finished: Iterable[dict[str, Any]]) -> None:
+    """Apply the outcomes of a batch wait (``CambBatchTrigger``'s) to the pending entries, then checkpoint."""
+    by_task = {entry.camb_task_id: entry for entry in run.having(PENDING)}
+    for outcome in finished:
+        entry = by_task.get(str(outcome.get("task_id")))
+        if entry is None:
+            continue
+        status = str(outcome.get("status"))
+        if status == TaskStatus.SUCCESS:
+            entry.update(status=READY, camb_status=status, run_id=outcome.get("run_id"))
+        elif status in REPLACED:
+            ended = CambTaskStatus(
+                str(entry.camb_task_id), status, None, outcome.get("message"), outcome.get("exception_reason"), kind
+            )
+            entry.fail(ended.reason, ended.advice, camb_status=status)
+            run.creates_stopped = run.creates_stopped or status == TaskStatus.PAYMENT_REQUIRED
+        elif status in (EVENT_TIMEOUT, EVENT_ERROR):
+            advice = "Raise the batch's timeout if its tasks take longer. " if status == EVENT_TIMEOUT else ""
+            entry.fail(str(outcome.get("message")), advice + _AGAIN)
+    run.checkpoint()
+
+
+def skip_the_rest(run: BatchRun) -> None:
+    """After a PAYMENT_REQUIRED: the items never created are skipped."""
+    for entry in run.having(NEW):
+        entry.update(
+            status=SKIPPED,
+            error={
+                "reason": "Not created: CAMB answered PAYMENT_REQUIRED to an earlier create of this batch.",
+                "advice": "Add credits to the CAMB.AI account, then run the task again.",
+            },
+        )
+
+
+def failure_summary(failed: list[Entry], total: int, manifest: ObjectStoragePath, allowed: int) -> str:
+    """The error of a batch with failed items: the first 20 with their task, reason and advice, then a count."""
+    lines = [
+        f"- {entry.key!r} (CAMB task {entry.camb_task_id or 'none'}): {(entry.error or {}).get('reason')} "
+        f"{(entry.error or {}).get('advice')}"
+        for entry in failed[:MAX_LISTED]
+    ]
+    more = [f"... and {len(failed) - MAX_LISTED} more."] if len(failed) > MAX_LISTED else []
+    return "\n".join(
+        [
+            f"{len(failed)} of {total} items of the CAMB batch failed (max_failures={allowed}); every other item is "
+            f"done and the manifest {manifest} lists each item:",
+            *lines,
+            *more,
+        ]
+    )
