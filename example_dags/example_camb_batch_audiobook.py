@@ -23,8 +23,9 @@ instances and some 2.6 CPU-seconds per line (``benchmarks/results/deployment.md`
 instance for the whole chapter. Map when each line needs its own downstream tasks; batch a catalogue.
 
 **Connection**: ``camb_default`` of type ``camb``, the API key in *Password*;
-``python -m airflow_provider_camb.testing`` runs a local stand-in and prints a matching ``AIRFLOW_CONN_CAMB_DEFAULT``. **Where the files go**: the
-``destination`` param; when empty, the Variable ``camb_voice_folder``; when unset, ``/tmp/camb_voices``.
+``python -m airflow_provider_camb.testing`` runs a local stand-in and prints a matching
+``AIRFLOW_CONN_CAMB_DEFAULT``. **Where the files go**: the ``destination`` param; when empty, the
+Variable ``camb_voice_folder``; when unset, ``/tmp/camb_voices``.
 """
 
 from __future__ import annotations

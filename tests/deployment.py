@@ -363,7 +363,7 @@ class AirflowDeployment:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{u}:{r}" for u, r in self.users.items())
         if self.broker is not None:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker.url
-            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.sql_alchemy_conn.replace("+psycopg2", "")
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.sql_alchemy_conn
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
         env.update(self._extra_env)
         return env
