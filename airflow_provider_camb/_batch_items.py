@@ -9,18 +9,17 @@ before any request.
 
 from __future__ import annotations
 
-import ast
 import csv
 import hashlib
 import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import storage_path
 from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.exceptions import CambInputError
@@ -61,13 +60,7 @@ def read_items(items: object, items_uri: object, items_conn_id: str | None) -> l
 
 
 def _listed(items: object) -> list[RawItem]:
-    if isinstance(items, str):  # a list rendered to text by a template: JSON, or a Python literal
-        text = items
-        with suppress(ValueError):
-            items = json.loads(text)
-        if isinstance(items, str):
-            with suppress(ValueError, SyntaxError, MemoryError, RecursionError):
-                items = ast.literal_eval(text)
+    items = rendered_value(items)  # a list rendered to text by a template
     if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
         raise CambInputError(f"items must be a list of dicts, got {type(items).__name__}: {str(items)[:200]!r}.")
     raw: list[RawItem] = []

@@ -41,7 +41,7 @@ from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READ
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key, look_for, starting
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
-from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus, whole_number
+from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus
 from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambBatchFailedError,
@@ -54,6 +54,7 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind, kind_of
+from airflow_provider_camb.operators.camb_task import project_of
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
 
 if TYPE_CHECKING:
@@ -188,12 +189,8 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         raise NotImplementedError
 
     def project(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The project fields of an item for a request builder (a rendered folder_id's digits pass)."""
-        return {
-            "project_name": fields.get("project_name"),
-            "project_description": fields.get("project_description"),
-            "folder_id": whole_number("folder_id", fields.get("folder_id"), optional=True),
-        }
+        """The project fields of an item for a request builder."""
+        return project_of(fields)
 
     # --- the flow ------------------------------------------------------------------------
 

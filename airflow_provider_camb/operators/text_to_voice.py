@@ -8,11 +8,8 @@ Every input is checked before anything is sent to CAMB.
 
 from __future__ import annotations
 
-import ast
-import json
 import os
 from collections.abc import Sequence
-from contextlib import suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb import _deprecated
 from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
+from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
 from airflow_provider_camb.api import check_run_id, create_custom_voice_request, url_host
@@ -293,13 +291,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
 
 def _preview_list(previews: object) -> list[Any]:
     """The ``previews`` list; a list rendered to text by a template is parsed back (JSON or a Python literal)."""
-    if isinstance(previews, str):
-        text = previews
-        try:
-            previews = json.loads(text)
-        except ValueError:
-            with suppress(ValueError, SyntaxError, MemoryError, RecursionError):
-                previews = ast.literal_eval(text)
+    previews = rendered_value(previews)
     if not isinstance(previews, (list, tuple)):
         raise CambInputError(
             "An index preview needs previews: the list returned by TextToVoiceResultOperator, "
