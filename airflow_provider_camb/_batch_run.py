@@ -52,8 +52,8 @@ class BatchRun:
 
 
 def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: Any) -> bool:
-    """Where an entry stands at the start of a new try; True when the task state store must say (it may have
-    been sent by an earlier try: ``creating``, or failed before its id was known)."""
+    """Where an entry stands at the start of a new try; True when the task state store must say (an earlier
+    try may have sent its create: ``creating``, or ``uncertain``)."""
     if entry.status == SUCCEEDED and not all(_manifest.is_whole(folder, file) for file in entry.files):
         log.info("Item %r: its files are not whole in the destination; downloading them again.", entry.key)
         entry.update(status=READY, files=[])
@@ -74,7 +74,9 @@ def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: 
         entry.update(status=PENDING, error=None)  # the wait ended (deadline, unreadable): wait again
     elif entry.status == SKIPPED:
         entry.update(status=NEW, error=None)
-    return entry.status == CREATING or (entry.status == FAILED and entry.camb_task_id is None)
+    elif entry.status == FAILED and entry.camb_task_id is None and not entry.uncertain:
+        entry.update(status=NEW, error=None)  # refused by CAMB, or never sent: nothing was created
+    return entry.status == CREATING or entry.uncertain
 
 
 def apply_outcomes(run: BatchRun, kind: str, finished: Iterable[dict[str, Any]]) -> None:
@@ -99,16 +101,22 @@ def apply_outcomes(run: BatchRun, kind: str, finished: Iterable[dict[str, Any]])
     run.checkpoint()
 
 
-def skip_the_rest(run: BatchRun) -> None:
-    """After a PAYMENT_REQUIRED: the items never created are skipped."""
+#: Why an item was not created after a PAYMENT_REQUIRED, and what to do.
+NOT_PAID = (
+    "Not created: CAMB answered PAYMENT_REQUIRED to an earlier create of this batch.",
+    "Add credits to the CAMB.AI account, then run the task again.",
+)
+#: Why an item was not created before the batch's timeout, and what to do.
+OUT_OF_TIME = (
+    "Not created: the batch's timeout passed first.",
+    "Raise the batch's timeout, or run the task again: it goes on where this try stopped.",
+)
+
+
+def close_the_rest(run: BatchRun, status: str, reason: str, advice: str) -> None:
+    """The items never created (creates stopped, or time ran out) end with ``status`` and that reason."""
     for entry in run.having(NEW):
-        entry.update(
-            status=SKIPPED,
-            error={
-                "reason": "Not created: CAMB answered PAYMENT_REQUIRED to an earlier create of this batch.",
-                "advice": "Add credits to the CAMB.AI account, then run the task again.",
-            },
-        )
+        entry.update(status=status, error={"reason": reason, "advice": advice})
 
 
 def failure_summary(failed: list[Entry], total: int, manifest: ObjectStoragePath, allowed: int) -> str:

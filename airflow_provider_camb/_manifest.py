@@ -69,6 +69,7 @@ class Entry:
     :param finished_at: When the item reached a final status.
     :param updated_at: When the entry last changed.
     :param replaced_task_ids: Earlier CAMB tasks of the item that ended in ERROR or TIMEOUT and were replaced.
+    :param uncertain: Its create was sent and no usable reply came back: a CAMB task may exist, id unknown.
     """
 
     key: str
@@ -83,6 +84,7 @@ class Entry:
     finished_at: str | None = None
     updated_at: str = field(default_factory=now)
     replaced_task_ids: list[str] = field(default_factory=list)
+    uncertain: bool = False
 
     def update(self, **changes: Any) -> None:
         """Change fields and stamp ``updated_at`` (and ``finished_at`` on reaching a final status)."""

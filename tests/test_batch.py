@@ -261,3 +261,29 @@ def test_the_trigger_row_holds_only_ids_and_numbers_about_forty_bytes_a_task():
         "done",
         "creates_stopped",
     }
+
+
+def test_at_the_timeout_pending_items_fail_and_the_rest_are_not_created(run_dag, camb, tmp_path):
+    camb.configure(pending_seconds=30)
+    result = run_batch(run_dag, tmp_path, items=lines(6), voice_id=5, language=1, max_in_flight=2, timeout=2)
+    assert result.task_states == {"batch": "failed"}
+    assert len(camb.requests("create")) == 2
+    entries = manifest_of(tmp_path)
+    waited = [entries["line-000"], entries["line-001"]]
+    assert {e.status for e in waited} == {"failed"} and {e.camb_status for e in waited} == {"PENDING"}
+    assert all("did not finish before the deadline" in str(e.error) and "timeout" in str(e.error) for e in waited)
+    rest = [entries[f"line-{i:03d}"] for i in range(2, 6)]
+    assert {e.status for e in rest} == {"failed"} and all("timeout passed first" in str(e.error) for e in rest)
+
+
+def test_an_item_whose_create_got_no_reply_is_never_sent_again_and_the_rest_finish(run_dag, camb, tmp_path):
+    camb.inject("drop", endpoint="create", after=2)  # the third create is sent and its reply never comes
+    result = run_batch(run_dag, tmp_path, items=lines(5), voice_id=5, language=1, retries=1)
+    assert result.task_states == {"batch": "failed"} and result.tries["batch"] == 2
+    sent = Counter(r.json["text"] for r in camb.requests("create"))
+    assert sent == {f"Line {i} of the book.": 1 for i in range(5)}  # over both tries: nothing sent twice
+    entries = manifest_of(tmp_path)
+    lost = entries["line-002"]
+    assert lost.status == "failed" and lost.uncertain and lost.camb_task_id is None
+    assert any(words in str(lost.error) for words in ("may have created", "cannot know"))  # 3.3+; before 3.3
+    assert {entries[f"line-{i:03d}"].status for i in (0, 1, 3, 4)} == {"succeeded"}

@@ -35,7 +35,15 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath,
 
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._batch_items import Item, check_items, read_items
-from airflow_provider_camb._batch_run import BatchRun, apply_outcomes, failure_summary, reopen, skip_the_rest
+from airflow_provider_camb._batch_run import (
+    NOT_PAID,
+    OUT_OF_TIME,
+    BatchRun,
+    apply_outcomes,
+    close_the_rest,
+    failure_summary,
+    reopen,
+)
 from airflow_provider_camb._lineage import CambLineageMixin, attach_asset_extras, stored_file
 from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
 from airflow_provider_camb._storage import destination_folder
@@ -43,13 +51,14 @@ from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key,
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus
 from airflow_provider_camb.exceptions import (
-    CambAuthError,
+    CambApiError,
     CambBatchFailedError,
     CambError,
     CambInputError,
     CambPaymentRequiredError,
     CambRateLimitError,
     CambUncertainCreateError,
+    CambValidationError,
 )
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
@@ -62,13 +71,9 @@ if TYPE_CHECKING:
 
 #: Creates between two checkpoints of the manifest.
 CREATE_BLOCK = 100
-#: The failed items an error lists, at most.
-MAX_LISTED = 20
 #: Files named in asset event extras and lineage, at most (the manifest lists them all).
 MAX_EXTRA_FILES = 1000
-#: CAMB's ends after which a new try creates a new task for the item (that is what a retry is for).
-_REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
-_AGAIN = "Run the task again: it waits for the same CAMB task again and creates nothing new."
+_DOWNLOAD_AGAIN = "Run the task again: it downloads the files again and creates no new CAMB task."
 
 
 class CambBatchOperator(CambLineageMixin, BaseOperator):
@@ -231,7 +236,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     def _advance(self, context: Context, run: BatchRun) -> dict[str, Any]:
         while True:
             self._download(run)
-            if not run.creates_stopped:
+            if not run.creates_stopped and time.time() < run.deadline:
                 self._create(context, run)
             pending = run.having(PENDING)
             if not pending:
@@ -267,15 +272,21 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         try:
             earlier = memory.recall(self._create_of(item))
         except CambUncertainCreateError as error:
-            entry.fail(str(error), "Look for the task in CAMB.AI; see the reason.")
+            entry.fail(str(error), "Look for the task in CAMB.AI; see the reason.", uncertain=True)
             return
         if earlier is None:
-            entry.update(status=NEW, error=None)
+            entry.update(status=NEW, error=None, uncertain=False)
         else:
             self.log.info(
                 "Item %r reattaches to CAMB task %s, created by try %d.", entry.key, earlier.camb_id, earlier.try_number
             )
-            entry.update(status=PENDING, camb_task_id=str(earlier.camb_id), camb_status=TaskStatus.PENDING, error=None)
+            entry.update(
+                status=PENDING,
+                camb_task_id=str(earlier.camb_id),
+                camb_status=TaskStatus.PENDING,
+                error=None,
+                uncertain=False,
+            )
 
     def _create_of(self, item: Item) -> CambCreate:
         """The item's create as the task memory keeps it, with how to recognise its task in CAMB.AI."""
@@ -328,13 +339,9 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                 run.creates_stopped = True
                 return
             except CambUncertainCreateError as error:
-                entry.fail(str(error), "Look for the task in CAMB.AI; see the reason.")
+                entry.fail(str(error), "Look for the task in CAMB.AI; see the reason.", uncertain=True)
                 return
-            except CambAuthError:
-                raise
-            except CambError as error:
-                if error.transient:
-                    raise  # CAMB could not be reached even after retries: this try ends, a retry goes on
+            except (CambValidationError, CambApiError) as error:  # this item's request: the others may pass
                 entry.fail(f"CAMB refused the create of item {entry.key!r} ({item.where}): {error}", "Fix the item.")
                 return
             run.limiter.answered()
@@ -352,10 +359,11 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         with ThreadPoolExecutor(self.max_concurrent_downloads, thread_name_prefix="camb-batch") as pool:
             for start in range(0, len(ready), BULK_RESULTS_MAX):
                 block = ready[start : start + BULK_RESULTS_MAX]
-                results = self.fetch_results([int(entry.run_id or 0) for entry in block])
+                results = self._results(block)
                 saving = {
                     pool.submit(self.save_item, run.folder, entry, results[int(entry.run_id or 0)]): entry
                     for entry in block
+                    if int(entry.run_id or 0) in results
                 }
                 for done in as_completed(saving):
                     entry = saving[done]
@@ -364,14 +372,36 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                     except CambError as error:
                         entry.fail(
                             f"Saving the files of item {entry.key!r} (CAMB run {entry.run_id}) failed: {error}",
-                            "Run the task again: it downloads the files again and creates no new CAMB task.",
+                            _DOWNLOAD_AGAIN,
                         )
                 run.checkpoint()
                 self.log.info("Saved the files of %d items to %s.", len(block), run.folder)
 
+    def _results(self, block: list[Entry]) -> dict[int, Any]:
+        """The results of a block of runs; when CAMB refuses the block, each run is asked alone (and fails alone)."""
+        try:
+            return self.fetch_results([int(entry.run_id or 0) for entry in block])
+        except CambError as error:
+            if error.transient or len(block) == 1:
+                raise
+        results: dict[int, Any] = {}
+        for entry in block:
+            try:
+                results.update(self.fetch_results([int(entry.run_id or 0)]))
+            except CambError as error:
+                if error.transient:
+                    raise
+                entry.fail(
+                    f"Fetching the result of CAMB run {entry.run_id} of item {entry.key!r} failed: {error}",
+                    "Run the task again: it downloads the files again and creates no new CAMB task.",
+                )
+        return results
+
     def _finish(self, context: Context, run: BatchRun) -> dict[str, Any]:
         if run.creates_stopped:
-            skip_the_rest(run)
+            close_the_rest(run, SKIPPED, *NOT_PAID)
+        elif time.time() >= run.deadline:
+            close_the_rest(run, FAILED, *OUT_OF_TIME)
         manifest = run.checkpoint()
         counts = _manifest.counts(run.mine)
         result = {
