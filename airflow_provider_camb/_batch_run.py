@@ -21,8 +21,6 @@ from airflow_provider_camb.triggers.camb_task import EVENT_ERROR, EVENT_TIMEOUT
 
 #: The failed items an error lists, at most.
 MAX_LISTED = 20
-#: CAMB's ends after which a new try creates a new task for the item (that is what a retry is for).
-REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
 _AGAIN = "Run the task again: it waits for the same CAMB task again and creates nothing new."
 
 
@@ -54,10 +52,11 @@ class BatchRun:
 def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: Any) -> bool:
     """Where an entry stands at the start of a new try; True when the task state store must say (an earlier
     try may have sent its create: ``creating``, or ``uncertain``)."""
+    replaced = TaskStatus.REPLACED_BY_A_RETRY
     if entry.status == SUCCEEDED and not all(_manifest.is_whole(folder, file) for file in entry.files):
         log.info("Item %r: its files are not whole in the destination; downloading them again.", entry.key)
         entry.update(status=READY, files=[])
-    elif entry.status == FAILED and entry.camb_status in REPLACED and recreate_failed:
+    elif entry.status == FAILED and entry.camb_status in replaced and recreate_failed:
         log.info(
             "Item %r: CAMB task %s ended with %s; creating a new one.", entry.key, entry.camb_task_id, entry.camb_status
         )
@@ -70,7 +69,11 @@ def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: 
         )
     elif entry.status == FAILED and entry.camb_status == TaskStatus.SUCCESS:
         entry.update(status=READY, error=None)  # its download failed: download again
-    elif entry.status == FAILED and entry.camb_task_id is not None and entry.camb_status not in REPLACED:
+    elif (
+        entry.status == FAILED
+        and entry.camb_task_id is not None
+        and entry.camb_status not in TaskStatus.REPLACED_BY_A_RETRY
+    ):
         entry.update(status=PENDING, error=None)  # the wait ended (deadline, unreadable): wait again
     elif entry.status == SKIPPED:
         entry.update(status=NEW, error=None)
@@ -89,7 +92,7 @@ def apply_outcomes(run: BatchRun, kind: str, finished: Iterable[dict[str, Any]])
         status = str(outcome.get("status"))
         if status == TaskStatus.SUCCESS:
             entry.update(status=READY, camb_status=status, run_id=outcome.get("run_id"))
-        elif status in REPLACED:
+        elif status in TaskStatus.REPLACED_BY_A_RETRY:
             ended = CambTaskStatus(
                 str(entry.camb_task_id), status, None, outcome.get("message"), outcome.get("exception_reason"), kind
             )

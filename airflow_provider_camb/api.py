@@ -76,6 +76,8 @@ class TaskStatus:
 
     TERMINAL = frozenset({SUCCESS, ERROR, TIMEOUT, PAYMENT_REQUIRED})
     KNOWN = TERMINAL | {PENDING}
+    #: The ends of a task that a retry replaces with a new task (that is what a retry is for).
+    REPLACED_BY_A_RETRY = frozenset({ERROR, TIMEOUT, PAYMENT_REQUIRED})
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-#: The ends of an earlier try's task that a retry replaces with a new task (that is what a retry is for).
-_REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
-
-
 def project_of(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The project fields of ``fields`` as the create requests take them (a rendered folder_id's digits pass)."""
     return {
@@ -156,7 +152,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
             if earlier.replied_at is not None:
                 self.hook.note_created(camb_task_id, earlier.replied_at)
             status = self.hook.get_task_status(self.kind, camb_task_id)
-            if status.status not in _REPLACED:
+            if status.status not in TaskStatus.REPLACED_BY_A_RETRY:
                 self.log.info(
                     "Try %d reattaches to %s %s, created by try %d and %s now: no new task is created.",
                     context["ti"].try_number,

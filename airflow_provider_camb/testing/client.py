@@ -63,6 +63,7 @@ class CambStandInClient:
     def voice_count(self) -> int:
         """How many custom voices were created."""
         return int(self._call("GET", "stats")["voices"])
+
     def stats(self) -> dict[str, Any]:
         """``{"total", "endpoints": {endpoint: n}, "rate_limited", "tasks", "voices"}``: what the stand-in counted."""
         found: dict[str, Any] = self._call("GET", "stats")
