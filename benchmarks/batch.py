@@ -223,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: list[dict[str, Any]] = []
     environment = {
-        "AIRFLOW__CORE__PARALLELISM": "64",
+        # a loaded 2-core machine parses a DAG file slowly: Airflow's 30 s import timeout failed (a)'s tasks
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "600",
+        "AIRFLOW__CORE__PARALLELISM": "32",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1024",
         "AIRFLOW__CORE__MAX_MAP_LENGTH": "100000",
         "AIRFLOW__TRIGGERER__CAPACITY": "5000",

@@ -257,3 +257,57 @@ def test_the_stand_in_refuses_run_ids_that_are_not_integers(camb):
 
     with pytest.raises(CambValidationError, match="run_ids"):
         CambHook()._send(ApiRequest("POST", "/tts-results", "bulk", json={"run_ids": ["x"]}))
+
+
+# --- the batch wait -------------------------------------------------------------------------------
+
+
+def run_trigger(trigger):
+    import asyncio
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    return asyncio.run(first_event())
+
+
+@pytest.fixture
+def no_hold(monkeypatch):
+    from airflow_provider_camb.triggers import camb_batch
+
+    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
+
+
+def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for_the_next(camb, no_hold):
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    quick = [camb.add_task(kind="tts", pending_seconds=0.2) for _ in range(2)]
+    slow = [camb.add_task(kind="tts", pending_seconds=3600) for _ in range(2)]
+    event = run_trigger(CambBatchTrigger("tts", quick + slow, poll_interval=0.1, enough=2, total=10, done=3))
+    assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted(quick)
+    assert {outcome["status"] for outcome in event["finished"]} == {"SUCCESS"}
+    assert event["pending"] == 2 and event["creates_stopped"] is False
+
+
+def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb, no_hold):
+    import time
+
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    ids = [camb.add_task(kind="tts", pending_seconds=3600) for _ in range(3)]
+    event = run_trigger(CambBatchTrigger("tts", ids, poll_interval=0.1, deadline=time.time() + 0.5))
+    assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted(ids)
+    assert all("did not finish before the deadline" in str(outcome["message"]) for outcome in event["finished"])
+    assert event["pending"] == 0
+
+
+def test_a_task_the_batch_wait_cannot_read_ends_alone(camb, no_hold):
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    known = camb.add_task(kind="tts", pending_seconds=0.2)
+    event = run_trigger(CambBatchTrigger("tts", [known, "no-such-task"], poll_interval=0.1))
+    by_task = {outcome["task_id"]: outcome for outcome in event["finished"]}
+    assert by_task[known]["status"] == "SUCCESS"
+    assert "no-such-task" in by_task and by_task["no-such-task"]["status"] != "SUCCESS"
