@@ -640,6 +640,8 @@ def create_custom_voice_request(
         form["description"] = _check_text("description", description)
     params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
     return ApiRequest("POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form)
+
+
 #: Run ids per bulk result request: keeps each reply small (camb-api.md, section 11).
 BULK_RESULTS_MAX = 100
 

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._manifest import Entry
-from airflow_provider_camb._storage import media_extension, write_atomically
+from airflow_provider_camb._storage import media_extension, result_files
 from airflow_provider_camb.api import (
     ApiRequest,
     create_dub_request,
@@ -56,12 +56,12 @@ class _MediaBatch(CambBatchOperator):
 
     def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
         url, what = str(result), f"the {self.camb_kind.media} of item {entry.key!r}"
-        final, saved = write_atomically(
-            folder,
-            entry.key,
-            lambda file: self.hook.download_link(url, file, what=what),
-            lambda saved: f"{entry.key}.{media_extension(saved.content_type, url)}",
-        )
+        with result_files(folder) as files:
+            final, saved = files.write(
+                entry.key,
+                lambda file: self.hook.download_link(url, file, what=what, max_bytes=self.max_bytes),
+                lambda saved: f"{entry.key}.{media_extension(saved.content_type, url)}",
+            )
         return [_manifest.listed(final, saved.bytes, saved.sha256)]
 
 
@@ -246,7 +246,11 @@ class CambDubbingBatchOperator(CambBatchOperator):
 
     def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
         stems = dubbed_stems(entry.key, result, f"CAMB dubbing run {entry.run_id} of item {entry.key!r}")
-        saved = [save_dubbed(self.hook, folder, stems[language], output) for language, output in result.items()]
+        with result_files(folder) as files:  # every file of the item reaches its final name, or none does
+            saved = [
+                save_dubbed(self.hook, files, stems[language], output, self.max_bytes)
+                for language, output in result.items()
+            ]
         return [_listed(file) for output in saved for file in output.values() if file is not None]
 
 
@@ -282,9 +286,9 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
         return {run_id: self.hook.get_text_to_voice_result(run_id) for run_id in run_ids}
 
     def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
-        return [
-            _listed(
-                save_preview(self.hook, folder, url, f"{entry.key}_preview_{i}", f"preview {i} of item {entry.key!r}")
-            )
-            for i, url in enumerate(result)
-        ]
+        with result_files(folder) as files:  # every preview of the item reaches its final name, or none does
+            saved = [
+                save_preview(self.hook, files, url, f"{entry.key}_preview_{i}", self.max_bytes)
+                for i, url in enumerate(result)
+            ]
+        return [_listed(file) for file in saved]

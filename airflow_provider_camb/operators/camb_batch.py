@@ -49,7 +49,7 @@ from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READ
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key, look_for, starting
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
-from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus
+from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus, whole_number
 from airflow_provider_camb.exceptions import (
     CambApiError,
     CambBatchFailedError,
@@ -103,6 +103,8 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     :param retry_uncertain_create: Create an item again when CAMB may have created a task for it whose id is
         unknown (default False: such an item fails, and is never paid for twice).
     :param max_concurrent_downloads: Files downloaded at once (default 8).
+    :param max_bytes: Refuse any downloaded file larger than this many bytes (its item fails, nothing written);
+        None (the default): no limit.
     :param camb_conn_id: The Airflow connection of type ``camb``.
     :param project_name: Optional CAMB project name of every item (templated).
     :param project_description: Optional CAMB project description (templated).
@@ -138,6 +140,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         recreate_failed: bool = True,
         retry_uncertain_create: bool = False,
         max_concurrent_downloads: int = 8,
+        max_bytes: int | None = None,
         camb_conn_id: str = CambHook.default_conn_name,
         project_name: str | None = None,
         project_description: str | None = None,
@@ -166,6 +169,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         self.recreate_failed = recreate_failed
         self.retry_uncertain_create = retry_uncertain_create
         self.max_concurrent_downloads = max_concurrent_downloads
+        self.max_bytes = whole_number("max_bytes", max_bytes, optional=True)
         self.camb_conn_id = camb_conn_id
         self.project_name = project_name
         self.project_description = project_description

@@ -132,17 +132,24 @@ class TextToVoiceResultOperator(CambResultOperator):
         return saved
 
     def _save(self, files: ResultFiles, url: str, run_id: int, index: int) -> dict[str, Any]:
-        final, preview = files.write(
-            f"camb_run_{run_id}_preview_{index}",
-            lambda file: self.hook.download_link(url, file, what="a preview", max_bytes=self.max_bytes),
-            lambda preview: preview_file_name(run_id, index, media_extension(preview.content_type, url)),
-        )
-        return {
-            "path": str(final),
-            "bytes": preview.bytes,
-            "sha256": preview.sha256,
-            "content_type": preview.content_type,
-        }
+        return save_preview(self.hook, files, url, f"camb_run_{run_id}_preview_{index}", self.max_bytes)
+
+
+def save_preview(
+    hook: CambHook, files: ResultFiles, url: str, stem: str, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Write one preview into ``files`` as ``<stem>.<ext>``; returns ``{"path", "bytes", "sha256", "content_type"}``."""
+    final, preview = files.write(
+        stem,
+        lambda file: hook.download_link(url, file, what="a preview", max_bytes=max_bytes),
+        lambda preview: f"{stem}.{media_extension(preview.content_type, url)}",
+    )
+    return {
+        "path": str(final),
+        "bytes": preview.bytes,
+        "sha256": preview.sha256,
+        "content_type": preview.content_type,
+    }
 
 
 class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
