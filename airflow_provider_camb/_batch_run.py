@@ -12,12 +12,11 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_camb import _manifest
+from airflow_provider_camb import _manifest, events
 from airflow_provider_camb._batch_items import Item
 from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
-from airflow_provider_camb.api import CambTaskStatus, TaskStatus
+from airflow_provider_camb.api import TaskStatus
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
-from airflow_provider_camb.triggers.camb_task import EVENT_ERROR, EVENT_TIMEOUT
 
 #: The failed items an error lists, at most.
 MAX_LISTED = 20
@@ -82,25 +81,25 @@ def reopen(entry: Entry, folder: ObjectStoragePath, recreate_failed: bool, log: 
     return entry.status == CREATING or entry.uncertain
 
 
-def apply_outcomes(run: BatchRun, kind: str, finished: Iterable[dict[str, Any]]) -> None:
-    """Apply the outcomes of a batch wait (``CambBatchTrigger``'s) to the pending entries, then checkpoint."""
+def apply_outcomes(run: BatchRun, finished: Iterable[object]) -> None:
+    """Apply the outcomes of a batch wait (``CambBatchTrigger``'s typed events) to the pending entries; checkpoint."""
     by_task = {entry.camb_task_id: entry for entry in run.having(PENDING)}
-    for outcome in finished:
-        entry = by_task.get(str(outcome.get("task_id")))
+    for payload in finished:
+        event = events.decode_event(payload)
+        entry = by_task.get(event["task_id"])
         if entry is None:
             continue
-        status = str(outcome.get("status"))
-        if status == TaskStatus.SUCCESS:
-            entry.update(status=READY, camb_status=status, run_id=outcome.get("run_id"))
-        elif status in TaskStatus.REPLACED_BY_A_RETRY:
-            ended = CambTaskStatus(
-                str(entry.camb_task_id), status, None, outcome.get("message"), outcome.get("exception_reason"), kind
-            )
-            entry.fail(ended.reason, ended.advice, camb_status=status)
-            run.creates_stopped = run.creates_stopped or status == TaskStatus.PAYMENT_REQUIRED
-        elif status in (EVENT_TIMEOUT, EVENT_ERROR):
-            advice = "Raise the batch's timeout if its tasks take longer. " if status == EVENT_TIMEOUT else ""
-            entry.fail(str(outcome.get("message")), advice + _AGAIN)
+        if event["outcome"] == events.FINISHED:
+            status = events.status_of(event)
+            if status.status == TaskStatus.SUCCESS:
+                entry.update(status=READY, camb_status=status.status, run_id=status.run_id)
+            else:
+                entry.fail(status.reason, status.advice, camb_status=status.status)
+                run.creates_stopped = run.creates_stopped or status.status == TaskStatus.PAYMENT_REQUIRED
+        elif event["outcome"] == events.DEADLINE:
+            entry.fail(event["message"], "Raise the batch's timeout if its tasks take longer. " + _AGAIN)
+        else:
+            entry.fail(event["message"], _AGAIN)
     run.checkpoint()
 
 

@@ -121,7 +121,7 @@ class CambTaskStatus:
         """What happened to a task that did not succeed: its status and CAMB's reason and message."""
         details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
         verb = "ended with" if self.status == TaskStatus.PAYMENT_REQUIRED else "ended with status"
-        return f"CAMB {kind_of(self.kind).label} task {self.task_id!r} {verb} {self.status} {details}"
+        return f"CAMB {self.kind.label} task {self.task_id!r} {verb} {self.status} {details}"
 
     @property
     def advice(self) -> str:
@@ -130,7 +130,7 @@ class CambTaskStatus:
             return "Add credits, then run the task again; retrying now cannot help."
         if self.status == TaskStatus.TIMEOUT:
             return "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
-        return kind_of(self.kind).error_advice
+        return self.kind.error_advice
 
 
 @dataclass(frozen=True)
@@ -646,32 +646,30 @@ def create_custom_voice_request(
 BULK_RESULTS_MAX = 100
 
 
-def bulk_results_request(kind: str | CambKind, run_ids: object) -> ApiRequest:
+def bulk_results_request(kind: CambKind, run_ids: object) -> ApiRequest:
     """``POST /{bulk result path}`` with ``{"run_ids": [...]}``: the results of up to ``BULK_RESULTS_MAX`` runs."""
-    camb_kind = kind_of(kind)
-    if not camb_kind.bulk_result_path:
-        raise CambInputError(f"CAMB has no bulk result endpoint for {camb_kind.label} runs.")
+    if not kind.bulk_result_path:
+        raise CambInputError(f"CAMB has no bulk result endpoint for {kind.label} runs.")
     if not isinstance(run_ids, (list, tuple)) or not 0 < len(run_ids) <= BULK_RESULTS_MAX:
         raise CambInputError(f"A bulk result request takes 1 to {BULK_RESULTS_MAX} run ids, got {run_ids!r}.")
     runs = [check_run_id(run_id) for run_id in run_ids]
     return ApiRequest(
         "POST",
-        f"/{camb_kind.bulk_result_path}",
-        f"fetching the results of {len(runs)} CAMB {camb_kind.label} runs",
+        f"/{kind.bulk_result_path}",
+        f"fetching the results of {len(runs)} CAMB {kind.label} runs",
         json={"run_ids": runs},
         reads_only=True,
     )
 
 
-def parse_bulk_results(body: Any, kind: str | CambKind, run_ids: list[int]) -> dict[int, Any]:
+def parse_bulk_results(body: Any, kind: CambKind, run_ids: list[int]) -> dict[int, Any]:
     """The values of a bulk result reply by run id; runs missing from it are left out (ask again later)."""
-    camb_kind = kind_of(kind)
     if not isinstance(body, dict):
-        raise _unreadable(f"fetching the results of CAMB {camb_kind.label} runs", "expected a JSON object")
+        raise _unreadable(f"fetching the results of CAMB {kind.label} runs", "expected a JSON object")
     return {run_id: body[str(run_id)] for run_id in run_ids if body.get(str(run_id)) is not None}
 
 
-def parse_result_link(value: Any, kind: str | CambKind, run_id: int) -> str:
+def parse_result_link(value: Any, kind: CambKind, run_id: int) -> str:
     """One media result link of a bulk reply: the link itself, or ``{"output_url": link}``."""
     return parse_output_url({"output_url": value} if isinstance(value, str) else value, kind, run_id)
 

@@ -299,7 +299,8 @@ def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb, n
     ids = [camb.add_task(kind="tts", pending_seconds=3600) for _ in range(3)]
     event = run_trigger(CambBatchTrigger("tts", ids, poll_interval=0.1, deadline=time.time() + 0.5))
     assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted(ids)
-    assert all("did not finish before the deadline" in str(outcome["message"]) for outcome in event["finished"])
+    assert {outcome["outcome"] for outcome in event["finished"]} == {"deadline"}
+    assert all("did not finish before the deadline" in outcome["message"] for outcome in event["finished"])
     assert event["pending"] == 0
 
 
@@ -310,4 +311,6 @@ def test_a_task_the_batch_wait_cannot_read_ends_alone(camb, no_hold):
     event = run_trigger(CambBatchTrigger("tts", [known, "no-such-task"], poll_interval=0.1))
     by_task = {outcome["task_id"]: outcome for outcome in event["finished"]}
     assert by_task[known]["status"] == "SUCCESS"
-    assert "no-such-task" in by_task and by_task["no-such-task"]["status"] != "SUCCESS"
+    assert (
+        by_task["no-such-task"]["outcome"] == "error" and by_task["no-such-task"]["error_type"] == "CambNotFoundError"
+    )

@@ -52,10 +52,10 @@ class _MediaBatch(CambBatchOperator):
     """A batch whose every result is one media file (speech, sound): links in bulk, then ``<key>.<ext>``."""
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
-        return self.hook.get_result_links(self.camb_kind, run_ids)
+        return self.hook.get_result_links(self.kind, run_ids)
 
     def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
-        url, what = str(result), f"the {self.camb_kind.media} of item {entry.key!r}"
+        url, what = str(result), f"the {self.kind.media} of item {entry.key!r}"
         with result_files(folder) as files:
             final, saved = files.write(
                 entry.key,
@@ -77,7 +77,7 @@ class CambTextToSpeechBatchOperator(_MediaBatch):
     :param age: Optional age of the speaker (templated).
     """
 
-    kind = TTS.name
+    kind = TTS
     item_fields = ("text", "voice_id", "language", "gender", "age")
     default_fields = ("voice_id", "language", "gender", "age")
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
@@ -116,7 +116,7 @@ class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
     fields of those names are the defaults.
     """
 
-    kind = TRANSLATED_TTS.name
+    kind = TRANSLATED_TTS
     item_fields = (
         "text",
         "voice_id",
@@ -172,7 +172,7 @@ class CambTextToSoundBatchOperator(_MediaBatch):
     :param audio_type: ``"sound"`` or ``"music"`` for every item without its own (templated).
     """
 
-    kind = TEXT_TO_SOUND.name
+    kind = TEXT_TO_SOUND
     item_fields = ("prompt", "duration", "audio_type")
     default_fields = ("duration", "audio_type")
     described_by: ClassVar[str] = "prompt"
@@ -203,7 +203,7 @@ class CambDubbingBatchOperator(CambBatchOperator):
     :param target_languages: The languages to dub every item without its own into (templated).
     """
 
-    kind = DUB.name
+    kind = DUB
     item_fields = (
         "video_url",
         "source_language",
@@ -264,7 +264,7 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
     :param check_description: Refuse descriptions CAMB would not process before sending (default True).
     """
 
-    kind = TEXT_TO_VOICE.name
+    kind = TEXT_TO_VOICE
     item_fields = ("text", "voice_description")
     default_fields = ("voice_description",)
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)

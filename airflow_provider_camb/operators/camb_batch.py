@@ -62,7 +62,7 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import CambKind, kind_of
+from airflow_provider_camb.kinds import CambKind
 from airflow_provider_camb.operators.camb_task import project_of
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
 
@@ -112,7 +112,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     """
 
     #: The CAMB task kind of every item.
-    kind: ClassVar[str]
+    kind: ClassVar[CambKind]
     #: The fields an item may have besides ``key``: its kind's single create operator's.
     item_fields: ClassVar[tuple[str, ...]]
     #: Which of them the operator also takes, as defaults for every item.
@@ -179,10 +179,6 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     def hook(self) -> CambHook:
         return CambHook(self.camb_conn_id)
 
-    @property
-    def camb_kind(self) -> CambKind:
-        return kind_of(self.kind)
-
     # --- what each kind writes -------------------------------------------------------------
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
@@ -215,7 +211,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             deadline=time.time() + self.timeout if deadline is None else float(deadline),
             creates_stopped=bool(event.get("creates_stopped")),
         )
-        apply_outcomes(run, self.kind, event.get("finished", []))
+        apply_outcomes(run, event.get("finished", []))
         return self._advance(context, run)
 
     def _prepare(self, *, deadline: float, creates_stopped: bool = False) -> BatchRun:
@@ -223,7 +219,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         defaults = {name: getattr(self, name) for name in (*self.default_fields, *self.project_fields)}
         checked = check_items(
             read_items(self.items, self.items_uri, self.items_conn_id),
-            kind=self.kind,
+            kind=self.kind.name,
             fields=(*self.item_fields, *self.project_fields),
             defaults={name: value for name, value in defaults.items() if value is not None},
             build=self.item_request,
@@ -247,7 +243,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
                 return self._finish(context, run)
             more = bool(run.having(NEW)) and not run.creates_stopped
             trigger = CambBatchTrigger(
-                kind=self.kind,
+                kind=self.kind.name,
                 camb_task_ids=[str(entry.camb_task_id) for entry in pending],
                 camb_conn_id=self.camb_conn_id,
                 poll_interval=self.poll_interval,
@@ -259,7 +255,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             )
             if self.deferrable:
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)
-            apply_outcomes(run, self.kind, asyncio.run(wait_for_batch(trigger, self.log)))
+            apply_outcomes(run, asyncio.run(wait_for_batch(trigger, self.log)))
 
     # --- a new try: what the manifest and the store say ------------------------------------
 
@@ -296,7 +292,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         """The item's create as the task memory keeps it, with how to recognise its task in CAMB.AI."""
         body = item.request.json or {}
         detail = starting(self.described_by, body.get(self.described_by))
-        what = f"CAMB {self.camb_kind.label} task of item {item.key!r}"
+        what = f"CAMB {self.kind.label} task of item {item.key!r}"
         return CambCreate(item_key(item.key), what, look_for(body.get("project_name"), detail))
 
     # --- the steps ---------------------------------------------------------------------
@@ -325,7 +321,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
 
     def _create_one(self, run: BatchRun, memory: TaskMemory, entry: Entry) -> None:
         item = run.items[entry.key]
-        what = f"creating the CAMB {self.camb_kind.label} task of item {entry.key!r}"
+        what = f"creating the CAMB {self.kind.label} task of item {entry.key!r}"
         while True:
             if run.limiter.interval:  # after a 429: every create waits its turn, outside any record of a create
                 asyncio.run(run.limiter.admit(None, what))
@@ -333,7 +329,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             try:
                 task_id = memory.start(
                     self._create_of(item),
-                    lambda: self.hook.create_task(item.request, self.camb_kind, wait_out_rate_limits=False),
+                    lambda: self.hook.create_task(item.request, self.kind, wait_out_rate_limits=False),
                 )
             except CambRateLimitError as error:
                 run.limiter.refused(error.retry_after, epoch)
@@ -432,7 +428,7 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
             getattr(self, "outlets", ()),
             context,
             {
-                "camb_kind": self.kind,
+                "camb_kind": self.kind.name,
                 "manifest": str(manifest),
                 **{
                     key: value

@@ -1,7 +1,7 @@
 """CambBatchTrigger: one wait in the triggerer for every pending CAMB task of a batch.
 
-One coroutine per CAMB task, each the one-task poll of ``CambTaskTrigger`` (its grid, random phase,
-shared session, per-key rate limiter and retries), all in one trigger. It fires once, with the outcome
+The poll core (``polling.poll_tasks``: one poll per CAMB task on its grid and random phase, one shared
+session, the key's rate limiter and retries), all in one trigger. It fires once, with the outcome
 of every task that finished, when
 
 - every task is terminal, or
@@ -18,15 +18,19 @@ same row and polls the same ids again.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_camb.events import WaitEvent
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
+from airflow_provider_camb.kinds import kind_of
+from airflow_provider_camb.polling import Log, poll_tasks
 
 #: A batch wait does not fire sooner than this after it started, unless at its deadline: a task resumed
 #: seconds after it deferred can be failed by the stale "success" of its own deferral (apache/airflow#72716).
@@ -39,9 +43,9 @@ class CambBatchTrigger(BaseTrigger):
     """Wait for many CAMB tasks of one kind at once; fire with the outcomes of those that finished.
 
     The event is ``{"finished": [outcome, ...], "pending": n, "deadline": ..., "creates_stopped": ...}``,
-    where each outcome is the event payload of ``CambTaskTrigger`` for one task (``status`` is CAMB's
-    terminal status, or ``timeout`` at the deadline, or ``error`` when the task cannot be read), and the
-    last two are this trigger's own, for the batch to go on with.
+    where each outcome is one task's typed event of ``airflow_provider_camb.events`` (``finished`` with
+    CAMB's terminal status, ``deadline``, or ``error`` when the task cannot be read; about 250 bytes each),
+    and the last two are this trigger's own, for the batch to go on with.
 
     :param kind: The CAMB task kind of every task.
     :param camb_task_ids: The CAMB task ids to wait for.
@@ -106,61 +110,71 @@ class CambBatchTrigger(BaseTrigger):
         )
 
 
-async def _outcome(trigger: CambTaskTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        return dict(event.payload)
-    raise AssertionError("unreachable")  # pragma: no cover
+class _Quiet:
+    """The poll core's log for a batch: warnings and errors only; the batch's own progress lines say the rest."""
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+
+    def info(self, msg: str, /, *args: object) -> None:
+        pass
+
+    def warning(self, msg: str, /, *args: object) -> object:
+        return self._log.warning(msg, *args)
+
+    def error(self, msg: str, /, *args: object) -> object:
+        return self._log.error(msg, *args)
 
 
-async def wait_for_batch(batch: CambBatchTrigger, log: Any) -> list[dict[str, Any]]:
-    """Poll every task of ``batch`` until it fires (see ``CambBatchTrigger``); return the finished outcomes.
+async def wait_for_batch(batch: CambBatchTrigger, log: Log) -> list[WaitEvent]:
+    """Poll every task of ``batch`` until it fires (see ``CambBatchTrigger``); return the outcomes that came.
 
     The same coroutine serves the triggerer and a batch that waits on its worker (``deferrable=False``).
     """
     started = time.monotonic()
-    polls = {
-        asyncio.ensure_future(
-            _outcome(
-                CambTaskTrigger(
-                    task_id,
-                    batch.camb_conn_id,
-                    batch.poll_interval,
-                    batch.deadline,
-                    wait_before_first_poll=True,
-                    kind=batch.kind,
-                )
-            )
+    kind = kind_of(batch.kind)  # a name read from the trigger row: resolved here, once
+    deadline = math.inf if batch.deadline is None else batch.deadline
+    total = len(batch.camb_task_ids)
+    enough = batch.enough if 0 < batch.enough < total else total
+    hold_until = started + MIN_WAIT
+    arrived: asyncio.Queue[WaitEvent] = asyncio.Queue()
+
+    async def collect() -> None:
+        polls = poll_tasks(
+            CambHook(batch.camb_conn_id),
+            kind,
+            batch.camb_task_ids,
+            interval=batch.poll_interval,
+            deadline=deadline,
+            log=_Quiet(log),
         )
-        for task_id in batch.camb_task_ids
-    }
-    enough = batch.enough if 0 < batch.enough < len(polls) else len(polls)
-    finished: list[dict[str, Any]] = []
+        async for outcome in polls:
+            arrived.put_nowait(outcome)
+
+    collector = asyncio.ensure_future(collect())
+    finished: list[WaitEvent] = []
     next_report = started + PROGRESS_EVERY
     try:
-        pending = set(polls)
-        while pending and len(finished) < enough:
-            timeout = max(0.0, next_report - time.monotonic())
-            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finished += [task.result() for task in done]
+        while len(finished) < total and not (len(finished) >= enough and time.monotonic() >= hold_until):
+            wake = next_report if len(finished) < enough else min(next_report, hold_until)
+            with suppress(TimeoutError):
+                finished.append(await asyncio.wait_for(arrived.get(), max(0.0, wake - time.monotonic())))
             if time.monotonic() >= next_report:
-                _report(batch, finished, len(pending), time.monotonic() - started, log)
+                _report(batch, finished, total - len(finished), time.monotonic() - started, log)
                 next_report += PROGRESS_EVERY
-        hold = started + MIN_WAIT - time.monotonic()
-        if hold > 0 and (batch.deadline is None or time.time() < batch.deadline):
-            if pending:  # what else finishes meanwhile comes along
-                done, pending = await asyncio.wait(pending, timeout=hold)
-                finished += [task.result() for task in done]
-            await asyncio.sleep(max(0.0, started + MIN_WAIT - time.monotonic()))
+        if time.monotonic() < hold_until and time.time() < deadline:
+            await asyncio.sleep(hold_until - time.monotonic())
     finally:
-        for task in polls:
-            task.cancel()
-        await asyncio.gather(*polls, return_exceptions=True)
-    _report(batch, finished, len(polls) - len(finished), time.monotonic() - started, log)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+    while not arrived.empty():  # came in while it stopped: done, so they go along
+        finished.append(arrived.get_nowait())
+    _report(batch, finished, total - len(finished), time.monotonic() - started, log)
     return finished
 
 
-def _report(batch: CambBatchTrigger, finished: list[dict[str, Any]], pending: int, elapsed: float, log: Any) -> None:
-    by_status = Counter(str(outcome.get("status")) for outcome in finished)
+def _report(batch: CambBatchTrigger, finished: list[WaitEvent], pending: int, elapsed: float, log: Log) -> None:
+    by_status = Counter(str(outcome.get("status", outcome["outcome"])) for outcome in finished)
     counts = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items())) or "none yet"
     left = ""
     if finished and pending:
