@@ -120,7 +120,7 @@ class _PeakRss:
 
 def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     dag_id = f"bench_batch_{design}_{n}"
-    destination = TMP / "batch" / dag_id
+    destination = TMP / "batch" / f"{dag_id}_{time.strftime('%Y%m%dT%H%M%S')}"  # fresh: a manifest there would resume
     source = (_MAPPED if design == "a" else _BATCH).format(
         dag_id=dag_id, n=n, poll=POLL_INTERVAL, destination=str(destination)
     )
