@@ -22,18 +22,13 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._manifest import Entry
 from airflow_provider_camb._storage import media_extension, result_files
-from airflow_provider_camb.api import (
-    ApiRequest,
-    create_dub_request,
-    create_text_to_sound_request,
-    create_text_to_voice_request,
-    create_translated_tts_request,
-    create_tts_request,
-)
+from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
 from airflow_provider_camb.operators.camb_batch import CambBatchOperator
-from airflow_provider_camb.operators.dubbing import dubbed_stems, save_dubbed
-from airflow_provider_camb.operators.text_to_voice import save_preview
+from airflow_provider_camb.operators.dubbing import DUB_OPTIONS, dub_request, dubbed_stems, save_dubbed
+from airflow_provider_camb.operators.text_to_sound import text_to_sound_request
+from airflow_provider_camb.operators.text_to_speech import translated_tts_request, tts_request
+from airflow_provider_camb.operators.text_to_voice import save_preview, text_to_voice_request
 
 __all__ = [
     "CambDubbingBatchOperator",
@@ -98,14 +93,7 @@ class CambTextToSpeechBatchOperator(_MediaBatch):
         self.age = age
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return create_tts_request(
-            fields.get("text"),
-            fields.get("voice_id"),
-            fields.get("language"),
-            gender=fields.get("gender"),
-            age=fields.get("age"),
-            **self.project(fields),
-        )
+        return tts_request(fields)
 
 
 class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
@@ -150,17 +138,7 @@ class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
         self.formality = formality
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return create_translated_tts_request(
-            fields.get("text"),
-            fields.get("voice_id"),
-            fields.get("source_language"),
-            fields.get("target_language"),
-            gender=fields.get("gender"),
-            age=fields.get("age"),
-            formality=fields.get("formality"),
-            chosen_dictionaries=fields.get("chosen_dictionaries"),
-            **self.project(fields),
-        )
+        return translated_tts_request(fields)
 
 
 class CambTextToSoundBatchOperator(_MediaBatch):
@@ -184,12 +162,7 @@ class CambTextToSoundBatchOperator(_MediaBatch):
         self.audio_type = audio_type
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return create_text_to_sound_request(
-            fields.get("prompt"),
-            duration=fields.get("duration"),
-            audio_type=fields.get("audio_type"),
-            **self.project(fields),
-        )
+        return text_to_sound_request(fields)
 
 
 class CambDubbingBatchOperator(CambBatchOperator):
@@ -204,18 +177,7 @@ class CambDubbingBatchOperator(CambBatchOperator):
     """
 
     kind = DUB
-    item_fields = (
-        "video_url",
-        "source_language",
-        "target_languages",
-        "selected_audio_tracks",
-        "add_output_as_an_audio_track",
-        "chosen_dictionaries",
-        "ai_optimization",
-        "transcription_mode",
-        "source_transcript",
-        "target_transcripts",
-    )
+    item_fields = ("video_url", "source_language", "target_languages", *DUB_OPTIONS)
     default_fields = ("source_language", "target_languages")
     described_by: ClassVar[str] = "video_url"
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
@@ -232,14 +194,7 @@ class CambDubbingBatchOperator(CambBatchOperator):
         self.target_languages = target_languages
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        optional = {name: fields.get(name) for name in self.item_fields[3:]}
-        return create_dub_request(
-            fields.get("video_url"),
-            fields.get("source_language"),
-            fields.get("target_languages"),
-            **optional,
-            **self.project(fields),
-        )
+        return dub_request(fields)
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         return self.hook.get_dub_results(run_ids)
@@ -275,12 +230,7 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
         self.check_description = check_description
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return create_text_to_voice_request(
-            fields.get("text"),
-            fields.get("voice_description"),
-            check_description=self.check_description,
-            **self.project(fields),
-        )
+        return text_to_voice_request(fields, check_description=self.check_description)
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         return {run_id: self.hook.get_text_to_voice_result(run_id) for run_id in run_ids}

@@ -63,7 +63,6 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind
-from airflow_provider_camb.operators.camb_task import project_of
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
 
 if TYPE_CHECKING:
@@ -192,10 +191,6 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
         """Write one item's files into ``folder`` (each whole or not at all); list them for the manifest."""
         raise NotImplementedError
-
-    def project(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The project fields of an item for a request builder."""
-        return project_of(fields)
 
     # --- the flow ------------------------------------------------------------------------
 

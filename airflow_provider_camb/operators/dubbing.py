@@ -12,12 +12,12 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb._storage import ResultFiles, media_extension, result_files
 from airflow_provider_camb._task_memory import look_for
-from airflow_provider_camb.api import DownloadedFile, DubbedOutput, url_host
+from airflow_provider_camb.api import ApiRequest, DownloadedFile, DubbedOutput, create_dub_request, url_host
 from airflow_provider_camb.exceptions import CambResponseError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import DUB
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -94,19 +94,30 @@ class CambDubbingOperator(CambTaskOperator):
         return look_for(self.project_name, media)
 
     def create(self, context: Context) -> str:
-        return self.hook.create_dub(
-            self.video_url,
-            self.source_language,
-            self.target_languages,
-            selected_audio_tracks=self.selected_audio_tracks,
-            add_output_as_an_audio_track=self.add_output_as_an_audio_track,
-            chosen_dictionaries=self.chosen_dictionaries,
-            ai_optimization=self.ai_optimization,
-            transcription_mode=self.transcription_mode,
-            source_transcript=self.source_transcript,
-            target_transcripts=self.target_transcripts,
-            **self.project,
-        )
+        return self.hook.create_task(dub_request(vars(self)), self.kind)  # its attributes are its fields
+
+
+#: The optional fields of a dub, besides the project fields.
+DUB_OPTIONS = (
+    "selected_audio_tracks",
+    "add_output_as_an_audio_track",
+    "chosen_dictionaries",
+    "ai_optimization",
+    "transcription_mode",
+    "source_transcript",
+    "target_transcripts",
+)
+
+
+def dub_request(fields: Mapping[str, Any]) -> ApiRequest:
+    """``POST /dub`` from the fields of ``CambDubbingOperator`` (one batch item's, or the operator's own)."""
+    return create_dub_request(
+        fields.get("video_url"),
+        fields.get("source_language"),
+        fields.get("target_languages"),
+        **{name: fields.get(name) for name in DUB_OPTIONS},
+        **project_of(fields),
+    )
 
 
 class CambDubbingResultOperator(CambResultOperator):

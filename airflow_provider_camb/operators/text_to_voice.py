@@ -9,7 +9,7 @@ Every input is checked before anything is sent to CAMB.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,14 +20,20 @@ from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voic
 from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
-from airflow_provider_camb.api import check_run_id, create_custom_voice_request, url_host
+from airflow_provider_camb.api import (
+    ApiRequest,
+    check_run_id,
+    create_custom_voice_request,
+    create_text_to_voice_request,
+    url_host,
+)
 from airflow_provider_camb.api import digits as _digits
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.operators._voice_choice import kept_preview
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -87,12 +93,15 @@ class TextToVoiceOperator(CambTaskOperator):
         self.check_description = check_description
 
     def create(self, context: Context) -> str:
-        return self.hook.create_text_to_voice(
-            self.text,
-            self.voice_description,
-            **self.project,
-            check_description=self.check_description,
-        )
+        request = text_to_voice_request(vars(self), check_description=self.check_description)  # its fields
+        return self.hook.create_task(request, self.kind)
+
+
+def text_to_voice_request(fields: Mapping[str, Any], *, check_description: bool = True) -> ApiRequest:
+    """``POST /text-to-voice`` from the fields of ``TextToVoiceOperator`` (one batch item's, or its own)."""
+    return create_text_to_voice_request(
+        fields.get("text"), fields.get("voice_description"), check_description=check_description, **project_of(fields)
+    )
 
 
 class TextToVoiceResultOperator(CambResultOperator):
