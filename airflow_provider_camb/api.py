@@ -76,6 +76,8 @@ class TaskStatus:
 
     TERMINAL = frozenset({SUCCESS, ERROR, TIMEOUT, PAYMENT_REQUIRED})
     KNOWN = TERMINAL | {PENDING}
+    #: The ends of a task that a retry replaces with a new task (that is what a retry is for).
+    REPLACED_BY_A_RETRY = frozenset({ERROR, TIMEOUT, PAYMENT_REQUIRED})
 
 
 @dataclass(frozen=True)
@@ -108,19 +110,27 @@ class CambTaskStatus:
                     "Check the task again later or contact CAMB.AI support."
                 )
             return self.run_id
-        details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
         if self.status == TaskStatus.PAYMENT_REQUIRED:
-            raise CambPaymentRequiredError(
-                f"{task} ended with PAYMENT_REQUIRED {details}: the CAMB.AI "
-                "account is out of credits. Add credits, then run the task again; retrying now cannot help."
-            )
-        if self.status == TaskStatus.TIMEOUT:
-            advice = "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
-        elif self.status == TaskStatus.ERROR:
-            advice = kind.error_advice
-        else:
+            raise CambPaymentRequiredError(f"{self.reason}: the CAMB.AI account is out of credits. {self.advice}")
+        if self.status not in (TaskStatus.TIMEOUT, TaskStatus.ERROR):
             raise ValueError(f"{task} has not finished (status {self.status!r}).")
-        raise CambTaskFailedError(f"{task} ended with status {self.status} {details}. {advice}")
+        raise CambTaskFailedError(f"{self.reason}. {self.advice}")
+
+    @property
+    def reason(self) -> str:
+        """What happened to a task that did not succeed: its status and CAMB's reason and message."""
+        details = f"(exception_reason={self.exception_reason!r}, message={self.message!r})"
+        verb = "ended with" if self.status == TaskStatus.PAYMENT_REQUIRED else "ended with status"
+        return f"CAMB {self.kind.label} task {self.task_id!r} {verb} {self.status} {details}"
+
+    @property
+    def advice(self) -> str:
+        """What to do about a task that ended with ERROR, TIMEOUT or PAYMENT_REQUIRED."""
+        if self.status == TaskStatus.PAYMENT_REQUIRED:
+            return "Add credits, then run the task again; retrying now cannot help."
+        if self.status == TaskStatus.TIMEOUT:
+            return "Retry the task; if it keeps timing out, contact CAMB.AI support with the task id."
+        return self.kind.error_advice
 
 
 @dataclass(frozen=True)
@@ -168,11 +178,13 @@ class ApiRequest:
     form: dict[str, str] | None = None
     #: Epoch seconds until which a 404 is read-after-create lag (a passing fault), not an unknown id.
     not_found_until: float | None = None
+    #: A POST that only reads (the bulk results): safe to repeat like a GET.
+    reads_only: bool = False
 
     @property
     def may_repeat(self) -> bool:
         """GETs are safe to repeat; a POST may start a paid task, so it is not repeated blindly."""
-        return self.method == "GET"
+        return self.method == "GET" or self.reads_only
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -628,6 +640,38 @@ def create_custom_voice_request(
         form["description"] = _check_text("description", description)
     params = None if run_id is None else {"run_id": str(check_run_id(run_id))}
     return ApiRequest("POST", "/create-custom-voice", f"creating custom voice {voice_name!r}", params=params, form=form)
+
+
+#: Run ids per bulk result request: keeps each reply small (camb-api.md, section 11).
+BULK_RESULTS_MAX = 100
+
+
+def bulk_results_request(kind: CambKind, run_ids: object) -> ApiRequest:
+    """``POST /{bulk result path}`` with ``{"run_ids": [...]}``: the results of up to ``BULK_RESULTS_MAX`` runs."""
+    if not kind.bulk_result_path:
+        raise CambInputError(f"CAMB has no bulk result endpoint for {kind.label} runs.")
+    if not isinstance(run_ids, (list, tuple)) or not 0 < len(run_ids) <= BULK_RESULTS_MAX:
+        raise CambInputError(f"A bulk result request takes 1 to {BULK_RESULTS_MAX} run ids, got {run_ids!r}.")
+    runs = [check_run_id(run_id) for run_id in run_ids]
+    return ApiRequest(
+        "POST",
+        f"/{kind.bulk_result_path}",
+        f"fetching the results of {len(runs)} CAMB {kind.label} runs",
+        json={"run_ids": runs},
+        reads_only=True,
+    )
+
+
+def parse_bulk_results(body: Any, kind: CambKind, run_ids: list[int]) -> dict[int, Any]:
+    """The values of a bulk result reply by run id; runs missing from it are left out (ask again later)."""
+    if not isinstance(body, dict):
+        raise _unreadable(f"fetching the results of CAMB {kind.label} runs", "expected a JSON object")
+    return {run_id: body[str(run_id)] for run_id in run_ids if body.get(str(run_id)) is not None}
+
+
+def parse_result_link(value: Any, kind: CambKind, run_id: int) -> str:
+    """One media result link of a bulk reply: the link itself, or ``{"output_url": link}``."""
+    return parse_output_url({"output_url": value} if isinstance(value, str) else value, kind, run_id)
 
 
 def source_languages_request() -> ApiRequest:

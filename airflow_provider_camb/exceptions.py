@@ -139,6 +139,14 @@ class CambTaskFailedError(CambError):
     """A CAMB task reached a terminal status other than SUCCESS (ERROR, TIMEOUT, ...)."""
 
 
+class CambBatchFailedError(CambError):
+    """More items of a batch failed than its ``max_failures`` allows; every other item was finished first.
+
+    Airflow's retries apply: a retry creates new tasks only for items whose CAMB task ended in ERROR,
+    TIMEOUT or PAYMENT_REQUIRED, and downloads again only files that are not whole.
+    """
+
+
 class CambWaitTimeoutError(CambError, AirflowFailException, AirflowSensorTimeout):
     """The CAMB task did not finish within the waiter's ``timeout``; fails without retries.
 

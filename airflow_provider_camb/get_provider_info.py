@@ -13,7 +13,10 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-camb",
         "name": "CAMB.AI",
-        "description": "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds; create, wait, save.",
+        "description": (
+            "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds; create, wait, save, one by one "
+            "or in batches."
+        ),
         "versions": [__version__],
         "integrations": [
             {
@@ -34,6 +37,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_camb.operators.text_to_speech",
                     "airflow_provider_camb.operators.dubbing",
                     "airflow_provider_camb.operators.text_to_sound",
+                    "airflow_provider_camb.operators.camb_batch",
+                    "airflow_provider_camb.operators.batch",
                 ],
             }
         ],
@@ -52,6 +57,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_camb.triggers.camb_task",
                     "airflow_provider_camb.triggers.text_to_voice",
+                    "airflow_provider_camb.triggers.camb_batch",
                 ],
             }
         ],

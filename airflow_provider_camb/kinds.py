@@ -26,6 +26,8 @@ class CambKind:
     :param output_types: The ``output_type`` values its result endpoint takes (empty: a JSON result only).
         ``RAW_BYTES`` streams the media itself from the API host; ``FILE_URL`` answers a bearer link to it.
     :param media: What its result holds when it is media (file names and log lines say so), e.g. ``speech``.
+    :param bulk_result_path: Where ``POST /{bulk_result_path}`` with ``{"run_ids": [...]}`` gives the results
+        of many runs at once (empty: the kind has no bulk endpoint).
     """
 
     name: str
@@ -35,6 +37,7 @@ class CambKind:
     inputs: str
     output_types: tuple[str, ...] = ()
     media: str = ""
+    bulk_result_path: str = ""
 
     def status_path(self, encoded_task_id: str) -> str:
         return f"/{self.name}/{encoded_task_id}"
@@ -57,7 +60,14 @@ TEXT_TO_VOICE = CambKind(
 MEDIA_OUTPUT_TYPES = ("RAW_BYTES", "FILE_URL")
 
 TTS = CambKind(
-    "tts", "text-to-speech", "/tts", "tts-result", "text, voice_id and language", MEDIA_OUTPUT_TYPES, "speech"
+    "tts",
+    "text-to-speech",
+    "/tts",
+    "tts-result",
+    "text, voice_id and language",
+    MEDIA_OUTPUT_TYPES,
+    "speech",
+    "tts-results",
 )
 TRANSLATED_TTS = CambKind(
     "translated-tts",
@@ -67,14 +77,34 @@ TRANSLATED_TTS = CambKind(
     "text, voice_id and languages",
     MEDIA_OUTPUT_TYPES,
     "speech",
+    "tts-results",
 )
-DUB = CambKind("dub", "dubbing", "/dub", "dub-result", "video_url and languages")
+DUB = CambKind("dub", "dubbing", "/dub", "dub-result", "video_url and languages", bulk_result_path="dubbing-results")
 TEXT_TO_SOUND = CambKind(
-    "text-to-sound", "text-to-sound", "/text-to-sound", "text-to-sound-result", "prompt", MEDIA_OUTPUT_TYPES, "sound"
+    "text-to-sound",
+    "text-to-sound",
+    "/text-to-sound",
+    "text-to-sound-result",
+    "prompt",
+    MEDIA_OUTPUT_TYPES,
+    "sound",
+    "text-to-sound-results",
 )
-TRANSCRIBE = CambKind("transcribe", "transcription", "/transcribe", "transcription-result", "media and language")
+TRANSCRIBE = CambKind(
+    "transcribe",
+    "transcription",
+    "/transcribe",
+    "transcription-result",
+    "media and language",
+    bulk_result_path="transcription-results",
+)
 AUDIO_SEPARATION = CambKind(
-    "audio-separation", "audio separation", "/audio-separation", "audio-separation-result", "media file"
+    "audio-separation",
+    "audio separation",
+    "/audio-separation",
+    "audio-separation-result",
+    "media file",
+    bulk_result_path="audio-separation-results",
 )
 
 #: Every kind by its name.

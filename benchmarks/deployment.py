@@ -132,7 +132,7 @@ def dag_source(design: str, n: int, dag_id: str, destination: Path) -> str:
     return (_STARTED_IN_TRIGGERER if design == "c" else _MAPPED).format(**fields)
 
 
-def _machine_busy() -> tuple[float, float]:
+def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     ticks = os.sysconf("SC_CLK_TCK")
@@ -140,7 +140,7 @@ def _machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
-def _tree_cpu(airflow: Any) -> float:
+def tree_cpu(airflow: Any) -> float:
     """CPU seconds used by the deployment's processes and every descendant they have reaped."""
     import psutil
 
@@ -166,17 +166,17 @@ def _tree_cpu(airflow: Any) -> float:
     return total
 
 
-def _sample(airflow: Any) -> dict[str, float]:
-    busy, total = _machine_busy()
-    return {"time": time.monotonic(), "machine": busy, "tree": _tree_cpu(airflow), "machine_total": total}
+def sample(airflow: Any) -> dict[str, float]:
+    busy, total = machine_busy()
+    return {"time": time.monotonic(), "machine": busy, "tree": tree_cpu(airflow), "machine_total": total}
 
 
-def _rates(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def rates(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     seconds = after["time"] - before["time"]
     return {key: (after[key] - before[key]) / seconds for key in ("machine", "tree")}
 
 
-def _task_log_counts(airflow: Any, dag_id: str, run_id: str) -> dict[str, int]:
+def task_log_counts(airflow: Any, dag_id: str, run_id: str) -> dict[str, int]:
     """Counted over every task log of the run: worker runs of task code, and waits that deferred.
 
     A worker that finds no DAG at start-up has Airflow reschedule the task without running it; that
@@ -247,18 +247,18 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     airflow.add_dag(f"{dag_id}.py", dag_source(design, n, dag_id, destination))
     airflow.wait_for_dag(dag_id, timeout=300)
     time.sleep(5)  # let parsing of the new file settle
-    idle_start = _sample(airflow)
+    idle_start = sample(airflow)
     time.sleep(IDLE_SECONDS)
-    idle = _rates(idle_start, _sample(airflow))
+    idle = rates(idle_start, sample(airflow))
     load_before = os.getloadavg()[0]
-    start = _sample(airflow)
+    start = sample(airflow)
     run_id = airflow.trigger(dag_id, via="api")
     state = airflow.wait_for_run(dag_id, run_id, timeout=3600)
-    end = _sample(airflow)
+    end = sample(airflow)
     wall = end["time"] - start["time"]
     states = airflow.task_states(dag_id, run_id)
     failed = sorted(key for key, value in states.items() if value != "success")
-    counts = _task_log_counts(airflow, dag_id, run_id)
+    counts = task_log_counts(airflow, dag_id, run_id)
     lags = _resume_lags(airflow, dag_id, run_id) if design in ("a", "d") else {}
     cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
     return {

@@ -3,7 +3,8 @@
 Starts the CAMB stand-in CLI on a free port, makes a temporary AIRFLOW_HOME (``airflow db migrate``),
 copies the example DAGs into it, runs example_camb_text_to_voice with ``airflow dags test`` and the
 previews going to ``--output``, lists each preview with its size and duration, then runs
-example_camb_design_keep_speak (design, keep, speak) and prints where the speech landed. The stand-in
+example_camb_design_keep_speak (design, keep, speak) and prints where the speech landed, then speaks a
+short audiobook chapter in one batch task (example_camb_batch_audiobook) and shows its manifest. The stand-in
 and the temporary home go away on every exit (Ctrl-C and SIGTERM included); the home is kept when a
 run fails, so its logs can be read.
 """
@@ -33,6 +34,8 @@ DAG_ID = "example_camb_text_to_voice"
 DAG_FILE = REPO / "example_dags" / f"{DAG_ID}.py"
 SPEAK_DAG_ID = "example_camb_design_keep_speak"
 SPEAK_DAG_FILE = REPO / "example_dags" / f"{SPEAK_DAG_ID}.py"
+BOOK_DAG_ID = "example_camb_batch_audiobook"
+BOOK_DAG_FILE = REPO / "example_dags" / f"{BOOK_DAG_ID}.py"
 TASK_ORDER = ["create_voice", "wait_for_voice", "download_previews", "keep_voice_requested", "keep_voice"]
 TRIGGER_DONE = re.compile(r"CAMB task \S+ ended with (\w+) after (\d+) polls? in ([\d.]+) s")
 
@@ -183,6 +186,7 @@ def main() -> int:
         (home / "dags").mkdir()
         shutil.copyfile(DAG_FILE, home / "dags" / DAG_FILE.name)
         shutil.copyfile(SPEAK_DAG_FILE, home / "dags" / SPEAK_DAG_FILE.name)
+        shutil.copyfile(BOOK_DAG_FILE, home / "dags" / BOOK_DAG_FILE.name)
         step = time.monotonic()
         if airflow(["db", "migrate"], env, log_path) != 0:
             raise DemoFailed("`airflow db migrate` failed")
@@ -225,6 +229,21 @@ def main() -> int:
         if code != 0 or state != "success" or not speech:
             raise DemoFailed(f"the design-keep-speak run ended {state} (exit code {code})")
         spoken = Path(str(speech[0]["path"]).removeprefix("file://"))
+
+        print(f"  5. airflow dags test {BOOK_DAG_ID} (a chapter, one batch task) ...", flush=True)
+        step = time.monotonic()
+        code = airflow(["dags", "test", BOOK_DAG_ID, "--conf", json.dumps({"destination": str(output)})], env, log_path)
+        state, tasks, report = run_outcome(home / "airflow.db", BOOK_DAG_ID, "speak_chapter")
+        print(f"     run {state} in {time.monotonic() - step:.0f} s")
+        if code != 0 or state != "success" or not report:
+            raise DemoFailed(f"the audiobook batch ended {state} (exit code {code})")
+        manifest = Path(str(report[0]["manifest"]))
+        entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+        print(f"     {report[0]['succeeded']} lines spoken, {report[0]['failed']} failed; manifest {_shown(manifest)}:")
+        for entry in entries:
+            (file,) = entry["files"]
+            task, where = f"CAMB task {entry['camb_task_id'][:8]}...", _shown(Path(file["path"]))
+            print(f"       {entry['key']}  {entry['status']:<9}  {task}  {file['bytes']} bytes  {where}")
 
         print(f"\nDone in {time.monotonic() - started:.0f} s. The kept voice's speech landed in:")
         print(f"  {_shown(spoken)}  {spoken.stat().st_size / 1024:6.1f} KiB  {describe(spoken)}")

@@ -5,7 +5,9 @@ dag-processor and API server as separate processes, each in its own process grou
 file, all on ports chosen free at start. The metadata database is a PostgreSQL server started for the
 deployment (``database="postgresql"``, the default; ``tests/postgres.py``) or a SQLite file
 (``database="sqlite"``). ``triggerers=2`` runs two triggerers; ``object_storage=True`` adds an S3 API
-(moto, ``tests/object_storage.py``) as the ``aws`` connection ``camb_s3``. Tests trigger DAGs with the
+(moto, ``tests/object_storage.py``) as the ``aws`` connection ``camb_s3``. ``executor="CeleryExecutor"``
+runs the tasks on ``celery_workers`` Celery workers (``celery-worker-1``, ...), each with its own temporary
+folder, over a Redis broker started for the deployment (``tests/redis_broker.py``). Tests trigger DAGs with the
 ``airflow`` CLI, follow them through the REST API, read the metadata database directly (``query``, on
 either database), restart or kill a triggerer, stop the stand-in, and search every log and the database
 for a string::
@@ -53,11 +55,13 @@ import requests
 from airflow_provider_camb.testing import CambStandInClient
 from tests.object_storage import MotoS3
 from tests.postgres import PostgresServer
+from tests.redis_broker import RedisBroker
 
 AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DATABASES = ("postgresql", "sqlite")
+EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 #: The ``aws`` connection to the S3 API of ``object_storage=True``.
 S3_CONN_ID = "camb_s3"
 
@@ -175,6 +179,9 @@ class AirflowDeployment:
     :param users: Simple auth manager users and their roles (``{"admin": "ADMIN", "nobody": ""}``; an
         empty role has no permission). Default: everyone is an admin, no login. With users, ``api()``
         acts as the first ADMIN, ``token(user)`` logs any of them in, ``password(user)`` reads theirs.
+    :param executor: ``"LocalExecutor"`` (in the scheduler) or ``"CeleryExecutor"`` (workers, Redis broker).
+    :param celery_workers: How many Celery workers run with the CeleryExecutor, each with ``worker_concurrency`` slots.
+    :param worker_concurrency: Task slots of each Celery worker.
     """
 
     def __init__(
@@ -191,6 +198,9 @@ class AirflowDeployment:
         triggerers: int = 1,
         object_storage: bool = False,
         users: dict[str, str] | None = None,
+        executor: str = "LocalExecutor",
+        celery_workers: int = 2,
+        worker_concurrency: int = 4,
     ) -> None:
         if not AIRFLOW_3:
             raise RuntimeError("AirflowDeployment runs Airflow 3 components (api-server, dag-processor).")
@@ -198,6 +208,8 @@ class AirflowDeployment:
             raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
         if triggerers < 1:
             raise ValueError(f"triggerers must be at least 1, not {triggerers!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
         self._own_home = home is None
         self.home = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="camb-deployment-"))
         self.dags_folder = self.home / "dags"
@@ -216,7 +228,11 @@ class AirflowDeployment:
         self.users = dict(users or {})
         if self.users and "ADMIN" not in {role.upper() for role in self.users.values()}:
             raise ValueError(f"users needs an ADMIN (the harness's own REST calls act as one): {self.users}")
-        self.components = [*COMPONENTS, *(f"triggerer-{number}" for number in range(2, triggerers + 1))]
+        self.executor = executor
+        self.broker = RedisBroker() if executor == "CeleryExecutor" else None
+        self.worker_concurrency = worker_concurrency
+        workers = [f"celery-worker-{number}" for number in range(1, celery_workers + 1)] if self.broker else []
+        self.components = [*COMPONENTS, *(f"triggerer-{number}" for number in range(2, triggerers + 1)), *workers]
         self._down: set[str] = set()  # components stopped on purpose: check_alive leaves them be
         self._triggerer_jobs: dict[str, int] = {}
         self.api_port = 0
@@ -254,6 +270,8 @@ class AirflowDeployment:
                 if name.startswith("triggerer") and len(self.triggerer_names) > 1:
                     self._note_triggerer_job(name)  # one at a time: each one's job id is known
             self.wait_until_healthy(self.start_timeout)
+            if self.broker is not None:
+                self.wait_for_workers(self.start_timeout)
         except BaseException:
             self.stop()
             raise
@@ -265,7 +283,7 @@ class AirflowDeployment:
             return
         self._stopped = True
         self._groups_file.unlink(missing_ok=True)  # the watchdog exits when its list is gone
-        services = ("standin", "s3", "postgres")  # stopped last: Airflow's processes use them until the end
+        services = ("standin", "s3", "redis", "postgres")  # stopped last: Airflow's processes use them until the end
         _stop_groups([p for name, p in self._processes.items() if name not in services], grace)
         _stop_groups([p for name, p in self._processes.items() if name in services], grace)
         if self.standin is not None:
@@ -280,7 +298,7 @@ class AirflowDeployment:
             shutil.rmtree(self.home, ignore_errors=True)
 
     def _start_services(self) -> None:
-        """PostgreSQL and moto, when asked for, each in its own process group like the components."""
+        """PostgreSQL, moto and Redis, when asked for, each in its own process group like the components."""
         if self.postgres is not None:
             self._spawn("postgres", self.postgres.prepare(), dict(os.environ))
             self.postgres.process = self._processes["postgres"].popen
@@ -289,6 +307,9 @@ class AirflowDeployment:
             env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "AWS_"))}
             self.s3.process = self._spawn("s3", self.s3.argv(), env).popen
             self.s3.wait_until_ready()
+        if self.broker is not None:
+            self.broker.process = self._spawn("redis", self.broker.argv(), dict(os.environ)).popen
+            self.broker.wait_until_ready()
 
     @property
     def sql_alchemy_conn(self) -> str:
@@ -309,7 +330,7 @@ class AirflowDeployment:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
                 "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|airflow_provider_camb)\..*",
                 "AIRFLOW__CORE__AUTH_MANAGER": (
@@ -340,6 +361,10 @@ class AirflowDeployment:
         if self.users:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{u}:{r}" for u, r in self.users.items())
+        if self.broker is not None:
+            env["AIRFLOW__CELERY__BROKER_URL"] = self.broker.url
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.sql_alchemy_conn
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
         env.update(self._extra_env)
         return env
 
@@ -397,7 +422,11 @@ class AirflowDeployment:
         return process
 
     def start_component(self, name: str) -> None:
-        """Start one Airflow component (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer[-N]``)."""
+        """Start one Airflow component (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer[-N]``,
+        ``celery-worker-N``)."""
+        if name.startswith("celery-worker"):
+            self._start_worker(name)
+            return
         command = "triggerer" if name.startswith("triggerer") else name
         argv = [sys.executable, "-m", "airflow", command]
         env = self.env
@@ -408,6 +437,42 @@ class AirflowDeployment:
             argv.append("--skip-serve-logs")
         self._spawn(name, argv, env)
         self._down.discard(name)
+
+    def _start_worker(self, name: str) -> None:
+        """A Celery worker with its own temporary folder (``TMPDIR``): nothing it writes is seen by another."""
+        temp = self.home / f"{name}-tmp"
+        temp.mkdir(exist_ok=True)
+        argv = [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{name}@camb"]
+        argv += ["--skip-serve-logs", "--without-mingle", "--without-gossip"]
+        self._spawn(name, argv, {**self.env, "TMPDIR": str(temp)})
+        self._down.discard(name)
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [name for name in self.components if name.startswith("celery-worker")]
+
+    def wait_for_workers(self, timeout: float = 120.0) -> None:
+        """Wait until every Celery worker has said it is ready."""
+
+        def ready() -> bool:
+            return all(
+                " ready." in self.component_log(name)[self._processes[name].log_offset :] for name in self.worker_names
+            )
+
+        self._wait(ready, timeout, "every Celery worker ready")
+
+    def worker_running(self, ti_id: str) -> str | None:
+        """The Celery worker whose process tree runs task instance ``ti_id`` now (its title names the id)."""
+        for name in self.worker_names:
+            process = self._processes.get(name)
+            if process is None or not process.alive():
+                continue
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for member in psutil.Process(process.popen.pid).children(recursive=True):  # type: ignore[union-attr]
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        if ti_id in " ".join(member.cmdline()):
+                            return name
+        return None
 
     def stop_component(self, name: str, *, kill: bool = False, grace: float = 15.0) -> None:
         """Stop one component: SIGKILL at once with ``kill`` (a crash), else SIGTERM then SIGKILL."""

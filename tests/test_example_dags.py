@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import wave
 from pathlib import Path
@@ -21,7 +22,8 @@ BATCH = EXAMPLES / "example_camb_batch_voices.py"
 ASSETS = EXAMPLES / "example_camb_voice_assets.py"
 DESIGN_KEEP_SPEAK = EXAMPLES / "example_camb_design_keep_speak.py"
 BATCH_SPEECH = EXAMPLES / "example_camb_batch_speech.py"
-ALL_EXAMPLES = [TEXT_TO_VOICE, BATCH, DESIGN_KEEP_SPEAK, BATCH_SPEECH, ASSETS]
+AUDIOBOOK = EXAMPLES / "example_camb_batch_audiobook.py"
+ALL_EXAMPLES = [TEXT_TO_VOICE, BATCH, DESIGN_KEEP_SPEAK, BATCH_SPEECH, ASSETS, AUDIOBOOK]
 
 
 def example_source(path: Path, dag_id: str) -> str:
@@ -221,3 +223,47 @@ def test_the_batch_speech_example_maps_one_speech_per_text(run_dag, camb_connect
     for item in saved:
         assert_real_preview(item, tmp_path / "speech")
     assert sorted(result.xcom("list_speech")) == sorted(item["path"] for item in saved)
+
+
+def test_the_audiobook_example_speaks_every_line_of_its_file_and_writes_the_manifest(
+    run_dag, camb_connection, tmp_path, monkeypatch
+):
+    from airflow_provider_camb.triggers import camb_batch
+
+    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
+    camb_connection.configure(pending_seconds=0.5)
+    lines = tmp_path / "chapter.jsonl"
+    lines.write_text('{"key": "p1", "text": "First line."}\n{"key": "p2", "text": "Second line.", "voice_id": 8}\n')
+    result = run_dag.run(
+        example_source(AUDIOBOOK, "example_batch_audiobook"),
+        run_conf={"destination": str(tmp_path), "lines_uri": str(lines), "voice_id": 7},
+    )
+
+    assert result.state == "success"
+    folder = tmp_path / "audiobook"
+    report = result.xcom("report")
+    assert report == {
+        "manifest": str(folder / "camb_batch_speak_chapter.manifest.jsonl"),
+        "succeeded": 2,
+        "failed": 0,
+        "skipped": 0,
+    }
+    sent = camb_connection.requests("create", kind="tts")
+    assert sorted((r.json["text"], r.json["voice_id"]) for r in sent) == [("First line.", 7), ("Second line.", 8)]
+    manifest = [json.loads(line) for line in Path(report["manifest"]).read_text().splitlines()]
+    assert [entry["key"] for entry in manifest] == ["p1", "p2"]
+    for entry in manifest:
+        (file,) = entry["files"]
+        assert_real_preview({**file, "path": file["path"]}, folder)
+
+
+def test_the_audiobook_example_has_a_sample_chapter_of_its_own(run_dag, camb_connection, tmp_path, monkeypatch):
+    from airflow_provider_camb.triggers import camb_batch
+
+    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
+    camb_connection.configure(pending_seconds=0.5)
+    result = run_dag.run(
+        example_source(AUDIOBOOK, "example_batch_audiobook_sample"), run_conf={"destination": str(tmp_path)}
+    )
+    assert result.xcom("report")["succeeded"] == 4
+    assert sorted(p.name for p in (tmp_path / "audiobook").glob("*.wav")) == [f"ch01-000{i}.wav" for i in (1, 2, 3, 4)]

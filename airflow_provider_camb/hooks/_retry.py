@@ -15,11 +15,16 @@ from airflow_provider_camb.exceptions import CambError, CambRateLimitError
 MAX_RETRY_AFTER = 300.0
 
 
-def should_retry(error: BaseException, may_repeat: bool) -> bool:
-    """Transient faults are retried; a request that may start a paid task only when it provably did not run."""
+def should_retry(error: BaseException, may_repeat: bool, rate_limits: bool = True) -> bool:
+    """Transient faults are retried; a request that may start a paid task only when it provably did not run.
+
+    ``rate_limits=False`` leaves 429s to the caller (a batch waits its turn on the key's limiter instead).
+    """
     if not isinstance(error, CambError) or not error.transient:
         return False
-    return may_repeat or isinstance(error, CambRateLimitError) or not error.request_sent
+    if isinstance(error, CambRateLimitError):
+        return rate_limits
+    return may_repeat or not error.request_sent
 
 
 def backoff_delay(attempt: int, backoff: float, backoff_max: float) -> float:
@@ -38,6 +43,7 @@ def retry_policy(
     *,
     retry_until: float | None = None,
     may_repeat: bool | None = None,
+    rate_limits: bool = True,
 ) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` or ``AsyncRetrying``.
 
@@ -78,7 +84,7 @@ def retry_policy(
         "stop": stop,
         "wait": wait,
         "retry": lambda state: bool(
-            state.outcome and state.outcome.failed and should_retry(state.outcome.exception(), repeatable)
+            state.outcome and state.outcome.failed and should_retry(state.outcome.exception(), repeatable, rate_limits)
         ),
         "before_sleep": before_sleep,
         "reraise": True,

@@ -6,7 +6,7 @@ import asyncio
 import mimetypes
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from pathlib import Path
@@ -23,11 +23,13 @@ from airflow_provider_camb._deprecated import HookMethods
 from airflow_provider_camb._link_policy import LinkPolicy
 from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
+    BULK_RESULTS_MAX,
     ApiRequest,
     CambSettings,
     CambTaskStatus,
     DownloadedFile,
     DubbedOutput,
+    bulk_results_request,
     check_run_id,
     classify_link_reply,
     classify_reply,
@@ -38,10 +40,12 @@ from airflow_provider_camb.api import (
     create_translated_tts_request,
     create_tts_request,
     media_result_request,
+    parse_bulk_results,
     parse_dub_result,
     parse_languages,
     parse_output_url,
     parse_previews,
+    parse_result_link,
     parse_status,
     parse_task_id,
     parse_voice_id,
@@ -218,11 +222,13 @@ class CambHook(HookMethods, BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, request: ApiRequest, **files: Any) -> Any:
-        return self._with_the_newest_key(lambda settings: self._send_retrying(request, settings, files))
+    def _send(self, request: ApiRequest, *, rate_limits: bool = True, **files: Any) -> Any:
+        return self._with_the_newest_key(lambda settings: self._send_retrying(request, settings, files, rate_limits))
 
-    def _send_retrying(self, request: ApiRequest, settings: CambSettings, files: dict[str, Any]) -> Any:
-        for attempt in Retrying(**retry_policy(request, settings, self.log)):
+    def _send_retrying(
+        self, request: ApiRequest, settings: CambSettings, files: dict[str, Any], rate_limits: bool = True
+    ) -> Any:
+        for attempt in Retrying(**retry_policy(request, settings, self.log, rate_limits=rate_limits)):
             with attempt:
                 return self._send_once(request, settings, files)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -468,9 +474,20 @@ class CambHook(HookMethods, BaseHook):
     # --- the other CAMB task kinds (each: build and check with api.py, send, parse with api.py) ---
 
     def _create(self, request: ApiRequest, kind: CambKind) -> str:
-        task_id = parse_task_id(self._send(request), kind)
+        return self.create_task(request, kind)
+
+    def create_task(self, request: ApiRequest, kind: str | CambKind, *, wait_out_rate_limits: bool = True) -> str:
+        """Start a CAMB task from a create request built (and so checked) by ``api.py``; return its task id.
+
+        :param request: The create request, e.g. ``api.create_tts_request(...)``.
+        :param kind: Its CAMB task kind.
+        :param wait_out_rate_limits: Wait out a 429 and send again (default). False raises the
+            ``CambRateLimitError`` instead, for a caller that paces its creates itself (the batch operators).
+        """
+        camb_kind = kind_of(kind)
+        task_id = parse_task_id(self._send(request, rate_limits=wait_out_rate_limits), camb_kind)
         self.note_created(task_id, time.time())
-        self.log.info("Created CAMB %s task %s.", kind.label, task_id)
+        self.log.info("Created CAMB %s task %s.", camb_kind.label, task_id)
         return task_id
 
     def create_tts(self, text: str, voice_id: int | str, language: int | str, **optional: Any) -> str:
@@ -502,6 +519,40 @@ class CambHook(HookMethods, BaseHook):
         """The dubbed outputs of a run: ``{None: output}`` (one object) or ``{language: output}``."""
         run = check_run_id(run_id)
         return parse_dub_result(self._send(result_request(DUB, run)), run)
+
+    def get_result_links(self, kind: str | CambKind, run_ids: Iterable[int | str]) -> dict[int, str]:
+        """The media result links (bearer links) of many speech or sound runs, by run id.
+
+        Asked in bulk (``POST /tts-results``, ``/text-to-sound-results``), 100 runs a request; a run the bulk
+        reply leaves out is asked alone (``output_type=FILE_URL``).
+        """
+        camb_kind = kind_of(kind)
+        return self._bulk(
+            camb_kind,
+            run_ids,
+            lambda value, run: parse_result_link(value, camb_kind, run),
+            lambda run: self.get_result_link(camb_kind, run),
+        )
+
+    def get_dub_results(self, run_ids: Iterable[int | str]) -> dict[int, dict[str | None, DubbedOutput]]:
+        """The dubbed outputs of many runs by run id (``POST /dubbing-results``; a run left out is asked alone)."""
+        return self._bulk(DUB, run_ids, lambda value, run: parse_dub_result(value, run), self.get_dub_result)
+
+    def _bulk(
+        self,
+        kind: CambKind,
+        run_ids: Iterable[int | str],
+        parse: Callable[[Any, int], T],
+        single: Callable[[int], T],
+    ) -> dict[int, T]:
+        runs = list(dict.fromkeys(check_run_id(run_id) for run_id in run_ids))
+        found: dict[int, T] = {}
+        for start in range(0, len(runs), BULK_RESULTS_MAX):
+            chunk = runs[start : start + BULK_RESULTS_MAX]
+            values = parse_bulk_results(self._send(bulk_results_request(kind, chunk)), kind, chunk)
+            for run in chunk:
+                found[run] = parse(values[run], run) if run in values else single(run)
+        return found
 
     def create_custom_voice(
         self,

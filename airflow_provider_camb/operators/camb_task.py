@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,8 +21,13 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-#: The ends of an earlier try's task that a retry replaces with a new task (that is what a retry is for).
-_REPLACED = frozenset({TaskStatus.ERROR, TaskStatus.TIMEOUT, TaskStatus.PAYMENT_REQUIRED})
+def project_of(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The project fields of ``fields`` as the create requests take them (a rendered folder_id's digits pass)."""
+    return {
+        "project_name": fields.get("project_name"),
+        "project_description": fields.get("project_description"),
+        "folder_id": whole_number("folder_id", fields.get("folder_id"), optional=True),
+    }
 
 
 class CambTaskOperator(CambLineageMixin, BaseOperator):
@@ -104,11 +110,13 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     @property
     def project(self) -> dict[str, Any]:
         """The project fields as the hook's create calls take them (a rendered folder_id's digits pass)."""
-        return {
-            "project_name": self.project_name,
-            "project_description": self.project_description,
-            "folder_id": whole_number("folder_id", self.folder_id, optional=True),
-        }
+        return project_of(
+            {
+                "project_name": self.project_name,
+                "project_description": self.project_description,
+                "folder_id": self.folder_id,
+            }
+        )
 
     def waited_task_id(self, context: Context) -> str:
         """The CAMB task this operator created (its XCom ``task_id``)."""
@@ -148,7 +156,7 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
             if earlier.replied_at is not None:
                 self.hook.note_created(camb_task_id, earlier.replied_at)
             status = self.hook.get_task_status(self.kind, camb_task_id)
-            if status.status not in _REPLACED:
+            if status.status not in TaskStatus.REPLACED_BY_A_RETRY:
                 self.log.info(
                     "Try %d reattaches to %s %s, created by try %d and %s now: no new task is created.",
                     context["ti"].try_number,

@@ -5,18 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb._storage import ResultFiles, media_extension, result_files
 from airflow_provider_camb._task_memory import look_for
-from airflow_provider_camb.api import DownloadedFile, DubbedOutput, url_host
+from airflow_provider_camb.api import ApiRequest, DownloadedFile, DubbedOutput, create_dub_request, url_host
 from airflow_provider_camb.exceptions import CambResponseError
+from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import DUB
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -93,19 +94,30 @@ class CambDubbingOperator(CambTaskOperator):
         return look_for(self.project_name, media)
 
     def create(self, context: Context) -> str:
-        return self.hook.create_dub(
-            self.video_url,
-            self.source_language,
-            self.target_languages,
-            selected_audio_tracks=self.selected_audio_tracks,
-            add_output_as_an_audio_track=self.add_output_as_an_audio_track,
-            chosen_dictionaries=self.chosen_dictionaries,
-            ai_optimization=self.ai_optimization,
-            transcription_mode=self.transcription_mode,
-            source_transcript=self.source_transcript,
-            target_transcripts=self.target_transcripts,
-            **self.project,
-        )
+        return self.hook.create_task(dub_request(vars(self)), self.kind)  # its attributes are its fields
+
+
+#: The optional fields of a dub, besides the project fields.
+DUB_OPTIONS = (
+    "selected_audio_tracks",
+    "add_output_as_an_audio_track",
+    "chosen_dictionaries",
+    "ai_optimization",
+    "transcription_mode",
+    "source_transcript",
+    "target_transcripts",
+)
+
+
+def dub_request(fields: Mapping[str, Any]) -> ApiRequest:
+    """``POST /dub`` from the fields of ``CambDubbingOperator`` (one batch item's, or the operator's own)."""
+    return create_dub_request(
+        fields.get("video_url"),
+        fields.get("source_language"),
+        fields.get("target_languages"),
+        **{name: fields.get(name) for name in DUB_OPTIONS},
+        **project_of(fields),
+    )
 
 
 class CambDubbingResultOperator(CambResultOperator):
@@ -127,15 +139,13 @@ class CambDubbingResultOperator(CambResultOperator):
 
     def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
         outputs = self.hook.get_dub_result(run_id)
-        stems = {language: _stem(run_id, language) for language in outputs}
-        if len(set(stems.values())) != len(stems):
-            raise CambResponseError(
-                f"CAMB dubbing run {run_id} names languages that give the same file names: {sorted(map(str, stems))}."
-            )
+        stems = dubbed_stems(f"camb_dub_run_{run_id}", outputs, f"CAMB dubbing run {run_id}")
         self.log.info("CAMB dubbing run %s has %d dubbed outputs; saving them to %s.", run_id, len(outputs), folder)
         with result_files(folder) as files:  # every file of every language reaches its final name, or none does
             saved = {
-                SINGLE_RESULT if language is None else language: self._save(files, stems[language], output)
+                SINGLE_RESULT if language is None else language: save_dubbed(
+                    self.hook, files, stems[language], output, self.max_bytes
+                )
                 for language, output in outputs.items()
             }
         files_saved = [file for output in saved.values() for file in output.values() if file is not None]
@@ -144,36 +154,48 @@ class CambDubbingResultOperator(CambResultOperator):
         self.record_result(context, self.hook.settings.base_url, DUB, run_id, files_saved)
         return saved
 
-    def _save(self, files: ResultFiles, stem: str, output: DubbedOutput) -> dict[str, Any]:
-        saved = {
-            "audio": self._save_link(files, f"{stem}_audio", output.audio_url, "the dubbed audio"),
-            "video": None
-            if output.video_url is None
-            else self._save_link(files, f"{stem}_video", output.video_url, "the dubbed video"),
-        }
-        text = json.dumps(output.transcript, ensure_ascii=False, indent=2).encode()
 
-        def write_transcript(file: IO[bytes]) -> DownloadedFile:
-            file.write(text)
-            return DownloadedFile(len(text), hashlib.sha256(text).hexdigest(), "application/json")
+def save_dubbed(
+    hook: CambHook, files: ResultFiles, stem: str, output: DubbedOutput, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Write one language's dubbed audio, video (when made) and transcript into ``files``, as
+    ``<stem>_{audio,video,transcript}.<ext>``; returns ``{"audio", "video" (or None), "transcript"}``, each
+    ``{"path", "bytes", "sha256", "content_type"}``."""
 
-        final, transcript = files.write(f"{stem}_transcript", write_transcript, lambda _: f"{stem}_transcript.json")
-        saved["transcript"] = _listed(final, transcript)
-        return saved
-
-    def _save_link(self, files: ResultFiles, stem: str, url: str, what: str) -> dict[str, Any]:
+    def link(part: str, url: str, what: str) -> dict[str, Any]:
         final, file = files.write(
-            stem,
-            lambda target: self.hook.download_link(url, target, what=what, max_bytes=self.max_bytes),
-            lambda file: f"{stem}.{media_extension(file.content_type, url)}",
+            f"{stem}_{part}",
+            lambda target: hook.download_link(url, target, what=what, max_bytes=max_bytes),
+            lambda file: f"{stem}_{part}.{media_extension(file.content_type, url)}",
         )
-        self.log.info("Downloaded %s from %s (%d bytes, %s).", what, url_host(url), file.bytes, file.content_type)
+        hook.log.info("Downloaded %s from %s (%d bytes, %s).", what, url_host(url), file.bytes, file.content_type)
         return _listed(final, file)
 
+    saved = {
+        "audio": link("audio", output.audio_url, "the dubbed audio"),
+        "video": None if output.video_url is None else link("video", output.video_url, "the dubbed video"),
+    }
+    text = json.dumps(output.transcript, ensure_ascii=False, indent=2).encode()
 
-def _stem(run_id: int, language: str | None) -> str:
-    tag = "" if language is None else "_" + (_UNSAFE.sub("_", language)[:40] or "_")
-    return f"camb_dub_run_{run_id}{tag}"
+    def write_transcript(file: IO[bytes]) -> DownloadedFile:
+        file.write(text)
+        return DownloadedFile(len(text), hashlib.sha256(text).hexdigest(), "application/json")
+
+    final, transcript = files.write(f"{stem}_transcript", write_transcript, lambda _: f"{stem}_transcript.json")
+    saved["transcript"] = _listed(final, transcript)
+    return saved
+
+
+def dubbed_stems(prefix: str, outputs: Mapping[str | None, DubbedOutput], what: str) -> dict[str | None, str]:
+    """The file-name stem of each language's outputs: ``<prefix>`` alone (one result object), else
+    ``<prefix>_<language>`` made file-safe; languages that would share a stem are refused."""
+    stems = {
+        language: prefix + ("" if language is None else "_" + (_UNSAFE.sub("_", language)[:40] or "_"))
+        for language in outputs
+    }
+    if len(set(stems.values())) != len(stems):
+        raise CambResponseError(f"{what} names languages that give the same file names: {sorted(map(str, stems))}.")
+    return stems
 
 
 def _listed(path: ObjectStoragePath, file: DownloadedFile) -> dict[str, Any]:

@@ -8,11 +8,8 @@ Every input is checked before anything is sent to CAMB.
 
 from __future__ import annotations
 
-import ast
-import json
 import os
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,16 +17,23 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_camb import _deprecated
 from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
+from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
-from airflow_provider_camb.api import check_run_id, create_custom_voice_request, url_host
+from airflow_provider_camb.api import (
+    ApiRequest,
+    check_run_id,
+    create_custom_voice_request,
+    create_text_to_voice_request,
+    url_host,
+)
 from airflow_provider_camb.api import digits as _digits
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.operators._voice_choice import kept_preview
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -89,12 +93,15 @@ class TextToVoiceOperator(CambTaskOperator):
         self.check_description = check_description
 
     def create(self, context: Context) -> str:
-        return self.hook.create_text_to_voice(
-            self.text,
-            self.voice_description,
-            **self.project,
-            check_description=self.check_description,
-        )
+        request = text_to_voice_request(vars(self), check_description=self.check_description)  # its fields
+        return self.hook.create_task(request, self.kind)
+
+
+def text_to_voice_request(fields: Mapping[str, Any], *, check_description: bool = True) -> ApiRequest:
+    """``POST /text-to-voice`` from the fields of ``TextToVoiceOperator`` (one batch item's, or its own)."""
+    return create_text_to_voice_request(
+        fields.get("text"), fields.get("voice_description"), check_description=check_description, **project_of(fields)
+    )
 
 
 class TextToVoiceResultOperator(CambResultOperator):
@@ -134,17 +141,24 @@ class TextToVoiceResultOperator(CambResultOperator):
         return saved
 
     def _save(self, files: ResultFiles, url: str, run_id: int, index: int) -> dict[str, Any]:
-        final, preview = files.write(
-            f"camb_run_{run_id}_preview_{index}",
-            lambda file: self.hook.download_link(url, file, what="a preview", max_bytes=self.max_bytes),
-            lambda preview: preview_file_name(run_id, index, media_extension(preview.content_type, url)),
-        )
-        return {
-            "path": str(final),
-            "bytes": preview.bytes,
-            "sha256": preview.sha256,
-            "content_type": preview.content_type,
-        }
+        return save_preview(self.hook, files, url, f"camb_run_{run_id}_preview_{index}", self.max_bytes)
+
+
+def save_preview(
+    hook: CambHook, files: ResultFiles, url: str, stem: str, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Write one preview into ``files`` as ``<stem>.<ext>``; returns ``{"path", "bytes", "sha256", "content_type"}``."""
+    final, preview = files.write(
+        stem,
+        lambda file: hook.download_link(url, file, what="a preview", max_bytes=max_bytes),
+        lambda preview: f"{stem}.{media_extension(preview.content_type, url)}",
+    )
+    return {
+        "path": str(final),
+        "bytes": preview.bytes,
+        "sha256": preview.sha256,
+        "content_type": preview.content_type,
+    }
 
 
 class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
@@ -293,13 +307,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
 
 def _preview_list(previews: object) -> list[Any]:
     """The ``previews`` list; a list rendered to text by a template is parsed back (JSON or a Python literal)."""
-    if isinstance(previews, str):
-        text = previews
-        try:
-            previews = json.loads(text)
-        except ValueError:
-            with suppress(ValueError, SyntaxError, MemoryError, RecursionError):
-                previews = ast.literal_eval(text)
+    previews = rendered_value(previews)
     if not isinstance(previews, (list, tuple)):
         raise CambInputError(
             "An index preview needs previews: the list returned by TextToVoiceResultOperator, "

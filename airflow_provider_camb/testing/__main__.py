@@ -23,6 +23,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="count --pending-seconds from a task's first status read, not from its creation",
     )
+    parser.add_argument(
+        "--pending-seconds-max",
+        type=float,
+        default=None,
+        help="each task stays pending a random time between --pending-seconds and this",
+    )
     parser.add_argument("--outcome", default="SUCCESS")
     parser.add_argument("--preview-bytes", type=int, default=None)
     parser.add_argument("--request-log", default=None, metavar="FILE", help="append one JSON line per request")
@@ -59,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.pending_from_first_status:
         standin.configure(pending_from_first_status=True)
+    if args.pending_seconds_max is not None:
+        standin.configure(pending_seconds_max=args.pending_seconds_max)
     asyncio.run(_serve(standin))
     return 0
 

@@ -61,6 +61,7 @@ class KindHandler:
     result: Callable[[ResultCall], Reply]
     multipart: bool = False
     run_kinds: frozenset[str] = frozenset()  # the kinds whose runs its result endpoint serves (default: its own)
+    bulk: Callable[[ResultCall], Any] | None = None  # one run's value in a bulk result reply (None: no bulk endpoint)
 
 
 def wav_reply(data_bytes: int, content_type: str = "audio/wav", tone: int = 0) -> Reply:
@@ -96,7 +97,21 @@ def _media(media: str, call: ResultCall) -> Reply:
     return wav_reply(call.run.data_bytes)
 
 
+def _media_link(media: str, call: ResultCall) -> Any:
+    """A speech run's value in ``POST /tts-results``: the link itself (the SDK's ``str`` shape)."""
+    return call.link(f"{media}.wav")
+
+
+def _sound_link(call: ResultCall) -> Any:
+    """A sound run's value in ``POST /text-to-sound-results``: ``{"output_url": link}`` (``TextToAudioResult``)."""
+    return {"output_url": call.link("sound.wav")}
+
+
 def _dubbed(call: ResultCall) -> Reply:
+    return json_reply(200, _dub_value(call))
+
+
+def _dub_value(call: ResultCall) -> Any:
     """One object for one target language, else a map from each language to one."""
     body = call.run.request
     languages = body.get("target_languages") or [body.get("target_language")]
@@ -112,34 +127,52 @@ def _dubbed(call: ResultCall) -> Reply:
         }
 
     if len(languages) == 1:
-        return json_reply(200, output(languages[0]))
-    return json_reply(200, {str(language): output(language) for language in languages})
+        return output(languages[0])
+    return {str(language): output(language) for language in languages}
 
 
-def _transcript(call: ResultCall) -> Reply:
-    return json_reply(200, {"transcript": [{"start": 0.0, "end": 1.0, "text": "Hello.", "speaker": "SPEAKER_0"}]})
+def _transcript_value(call: ResultCall) -> Any:
+    return {"transcript": [{"start": 0.0, "end": 1.0, "text": "Hello.", "speaker": "SPEAKER_0"}]}
 
 
-def _separated(call: ResultCall) -> Reply:
-    return json_reply(
-        200,
-        {"foreground_audio_url": call.link("foreground.wav"), "background_audio_url": call.link("background.wav")},
-    )
+def _separated_value(call: ResultCall) -> Any:
+    return {"foreground_audio_url": call.link("foreground.wav"), "background_audio_url": call.link("background.wav")}
+
+
+def _json(value: Callable[[ResultCall], Any]) -> Callable[[ResultCall], Reply]:
+    """A result handler answering one run's value as JSON."""
+    return lambda call: json_reply(200, value(call))
 
 
 HANDLERS: dict[str, KindHandler] = {
     TEXT_TO_VOICE.name: KindHandler(lambda body, _: check_create(body), _previews),
     TTS.name: KindHandler(
-        lambda body, _: check_tts(body), partial(_media, "speech"), run_kinds=frozenset({TTS.name, TRANSLATED_TTS.name})
+        lambda body, _: check_tts(body),
+        partial(_media, "speech"),
+        run_kinds=frozenset({TTS.name, TRANSLATED_TTS.name}),
+        bulk=partial(_media_link, "speech"),
     ),
-    TRANSLATED_TTS.name: KindHandler(lambda body, _: check_translated_tts(body), partial(_media, "speech")),
-    DUB.name: KindHandler(lambda body, _: check_dub(body), _dubbed),
-    TEXT_TO_SOUND.name: KindHandler(lambda body, _: check_text_to_sound(body), partial(_media, "sound")),
+    TRANSLATED_TTS.name: KindHandler(
+        lambda body, _: check_translated_tts(body), partial(_media, "speech"), bulk=partial(_media_link, "speech")
+    ),
+    DUB.name: KindHandler(lambda body, _: check_dub(body), _dubbed, bulk=_dub_value),
+    TEXT_TO_SOUND.name: KindHandler(
+        lambda body, _: check_text_to_sound(body), partial(_media, "sound"), bulk=_sound_link
+    ),
     TRANSCRIBE.name: KindHandler(
-        lambda form, has_file: check_media_form(form, has_file, ("language",), "file"), _transcript, multipart=True
+        lambda form, has_file: check_media_form(form, has_file, ("language",), "file"),
+        _json(_transcript_value),
+        multipart=True,
+        bulk=_transcript_value,
     ),
     AUDIO_SEPARATION.name: KindHandler(
-        lambda form, has_file: check_media_form(form, has_file, (), "media_file"), _separated, multipart=True
+        lambda form, has_file: check_media_form(form, has_file, (), "media_file"),
+        _json(_separated_value),
+        multipart=True,
+        bulk=_separated_value,
     ),
 }
 assert set(HANDLERS) == set(KINDS), "every kind of airflow_provider_camb.kinds needs a stand-in handler"
+assert all(bool(HANDLERS[name].bulk) == bool(kind.bulk_result_path) for name, kind in KINDS.items()), (
+    "a kind with a bulk result endpoint needs a stand-in bulk handler"
+)

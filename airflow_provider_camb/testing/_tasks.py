@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import random
 import secrets
 import threading
 import time
@@ -32,6 +34,10 @@ class Settings:
     pending_from_first_status: bool = False
     #: Instead of a time: a task stays PENDING for its first ``pending_reads`` status reads, then ends.
     pending_reads: int | None = None
+    #: When set, each task stays PENDING a random time between ``pending_seconds`` and this (uniform).
+    pending_seconds_max: float | None = None
+    #: ``{marker: outcome}``: a task whose create body contains ``marker`` ends with that outcome instead.
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> Settings:
         if not isinstance(self.outcome, str) or not self.outcome:
@@ -48,6 +54,16 @@ class Settings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        top = self.pending_seconds_max
+        if top is not None and (
+            isinstance(top, bool) or not isinstance(top, (int, float)) or top < self.pending_seconds
+        ):
+            raise ValueError(f"pending_seconds_max must be a number >= pending_seconds, not {top!r}")
+        if not isinstance(self.outcomes, dict) or not all(
+            isinstance(marker, str) and marker and isinstance(outcome, str) and outcome
+            for marker, outcome in self.outcomes.items()
+        ):
+            raise ValueError(f"outcomes must map non-empty markers to outcomes, not {self.outcomes!r}")
         for name in ("dub_video", "pending_from_first_status"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
@@ -134,6 +150,15 @@ class Tasks:
         }
         with self._lock:
             settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None}).check()
+            if outcome is None and status is None and settings.outcomes and request:
+                body = json.dumps(request)
+                marked = [end for marker, end in settings.outcomes.items() if marker in body]
+                settings = replace(settings, outcome=marked[0]) if marked else settings
+            if pending_seconds is None and settings.pending_seconds_max is not None:
+                settings = replace(
+                    settings,
+                    pending_seconds=random.uniform(settings.pending_seconds, settings.pending_seconds_max),
+                )
             task_id = str(uuid.uuid4()) if task_id is None else task_id
             if status is None and settings.pending_reads is not None:
                 ready_at = math.inf

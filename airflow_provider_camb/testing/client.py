@@ -64,6 +64,11 @@ class CambStandInClient:
         """How many custom voices were created."""
         return int(self._call("GET", "stats")["voices"])
 
+    def stats(self) -> dict[str, Any]:
+        """``{"total", "endpoints": {endpoint: n}, "rate_limited", "tasks", "voices"}``: what the stand-in counted."""
+        found: dict[str, Any] = self._call("GET", "stats")
+        return found
+
     def rate_limited_count(self) -> int:
         """How many requests the per-key rate limit (``rate_limit``) refused with 429."""
         return int(self._call("GET", "stats")["rate_limited"])

@@ -49,7 +49,7 @@ from airflow_provider_camb.testing._validation import (
 log = logging.getLogger(__name__)
 
 #: Endpoint names, as used by ``inject(endpoint=...)`` and ``requests(endpoint)``; ``"any"`` also works for inject.
-ENDPOINTS = ("create", "status", "result", "custom_voice", "languages", "preview", "media")
+ENDPOINTS = ("create", "status", "result", "bulk_result", "custom_voice", "languages", "preview", "media")
 _BACKLOG = 4096  # thousands of pollers may connect at once
 _SHUTDOWN_SECONDS = 0.5  # how long stop() lets in-flight requests finish
 
@@ -180,6 +180,7 @@ class _Fault:
     endpoint: str
     remaining: int
     params: dict[str, Any]
+    after: int = 0  # matching requests let through before the fault applies
 
 
 # --- tasks (the bookkeeping shared by every kind: see _tasks) -------------------------------------
@@ -203,6 +204,8 @@ def _kind_routes() -> tuple[tuple[str, str, str | None, re.Pattern[str]], ...]:
         routes.append(("create", "POST", kind.name, re.compile(re.escape(kind.create_path))))
         routes.append(("status", "GET", kind.name, re.compile(re.escape(f"/{kind.name}/") + r"(?P<id>[^/]+)")))
         routes.append(("result", "GET", kind.name, re.compile(re.escape(f"/{kind.result_path}/") + r"(?P<id>[^/]+)")))
+        if kind.bulk_result_path:
+            routes.append(("bulk_result", "POST", kind.name, re.compile(re.escape(f"/{kind.bulk_result_path}"))))
     return tuple(routes)
 
 
@@ -256,7 +259,7 @@ async def _read_body(call: _Call) -> None:
     request = call.request
     multipart = call.endpoint == "custom_voice" or (call.endpoint == "create" and HANDLERS[str(call.kind)].multipart)
     try:
-        if call.endpoint == "create" and not multipart:
+        if call.endpoint in ("create", "bulk_result") and not multipart:
             call.json = json.loads(await request.read())
         elif multipart and request.content_type.startswith("multipart/"):
             digest, size, name = hashlib.sha256(), 0, None
@@ -351,6 +354,7 @@ class CambStandIn:
             "create": self._create,
             "status": self._status,
             "result": self._result,
+            "bulk_result": self._bulk_result,
             "custom_voice": self._custom_voice,
             "languages": lambda call: json_reply(200, _LANGUAGES),
             "preview": self._preview,
@@ -501,7 +505,8 @@ class CambStandIn:
 
     def configure(self, **settings: Any) -> None:
         """Change what tasks created from now on do (pending_seconds, outcome, exception_reason, message,
-        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status, pending_reads)."""
+        preview_count, preview_seconds, preview_bytes, dub_video, pending_from_first_status, pending_reads,
+        pending_seconds_max, outcomes: ``{marker: outcome}`` for tasks whose create body contains the marker)."""
         self._tasks.configure(**settings)
 
     def add_task(
@@ -531,8 +536,9 @@ class CambStandIn:
             request=request,
         )
 
-    def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, **params: Any) -> None:
-        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``).
+    def inject(self, fault: str, *, endpoint: str = "status", times: int = 1, after: int = 0, **params: Any) -> None:
+        """Apply ``fault`` (one of ``FAULTS``) to the next ``times`` requests to ``endpoint`` (or ``"any"``),
+        after letting ``after`` of them through.
 
         With ``act=True`` the endpoint acts first (a create creates its task) and the fault then decides
         what the client gets: CAMB did the work but the reply is late (``slow``), lost (``drop``), an
@@ -546,9 +552,11 @@ class CambStandIn:
             raise ValueError(f"Unknown endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}, any")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"times must be a whole number >= 1, not {times!r}")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after must be a whole number >= 0, not {after!r}")
         _FAULT_TABLE[fault](params)  # a bad parameter fails here, not in the server
         with self._lock:
-            self._faults.append(_Fault(fault, endpoint, times, dict(params)))
+            self._faults.append(_Fault(fault, endpoint, times, dict(params), after))
 
     def rotate_key(self) -> str:
         """Give the API a new key and return it; the old one is refused from now on (as after a revocation)."""
@@ -673,6 +681,9 @@ class CambStandIn:
             return None
         with self._lock:
             for fault in self._faults:
+                if fault.endpoint in (endpoint, "any") and fault.after > 0:
+                    fault.after -= 1
+                    return None
                 if fault.endpoint in (endpoint, "any"):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
@@ -758,6 +769,26 @@ class CambStandIn:
         if run.kind not in (handler.run_kinds or {kind.name}):
             return detail(400, f"Run {run_id} is not a {kind.label} run.")
         return handler.result(ResultCall(run_id, run, call.query, self.preview_base_url))
+
+    def _bulk_result(self, call: _Call) -> Reply:
+        """``POST /{bulk result path}``: ``{"run_ids": [...]}`` -> each known run's value by its id as a string.
+
+        Runs that are unknown or of another kind are left out of the reply, as CAMB may do.
+        """
+        kind = kind_of(call.kind)
+        if call.body_error is not None:
+            return invalid([error(("body",), "json_invalid", call.body_error)])
+        run_ids = call.json.get("run_ids") if isinstance(call.json, dict) else None
+        if not isinstance(run_ids, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in run_ids):
+            return invalid([error(("body", "run_ids"), "list_type", "Input should be a valid list of integers")])
+        handler = HANDLERS[kind.name]
+        assert handler.bulk is not None
+        values = {}
+        for run_id in run_ids:
+            run = self._tasks.run(run_id)
+            if run is not None and run.kind in (handler.run_kinds or {kind.name}):
+                values[str(run_id)] = handler.bulk(ResultCall(run_id, run, call.query, self.preview_base_url))
+        return json_reply(200, values)
 
     def _custom_voice(self, call: _Call) -> Reply:
         errors: list[Error] = []

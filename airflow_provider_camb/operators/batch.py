@@ -1,0 +1,244 @@
+"""Batch operators: a catalogue of CAMB tasks of one kind in one Airflow task, each a small subclass of the batch core.
+
+``CambTextToSpeechBatchOperator`` (and ``CambTranslatedTextToSpeechBatchOperator``), ``CambTextToSoundBatchOperator``,
+``CambDubbingBatchOperator`` and ``CambTextToVoiceBatchOperator`` take ``items`` (or ``items_uri``), each item
+holding the fields of the kind's single create operator plus an optional ``key``; their own fields of the
+same names are defaults for every item. What they write, per item ``key``:
+
+- speech and sound: ``<key>.<ext>`` (the links come in bulk: ``POST /tts-results``, ``/text-to-sound-results``);
+- dubbing: ``<key>[_<language>]_{audio,video,transcript}.<ext>`` (in bulk: ``POST /dubbing-results``);
+- text-to-voice: every preview, ``<key>_preview_<i>.<ext>`` (CAMB has no bulk endpoint for them).
+
+See ``CambBatchOperator`` for the parameters they share, the manifest and what a retry does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_camb import _manifest
+from airflow_provider_camb._manifest import Entry
+from airflow_provider_camb._storage import media_extension, result_files
+from airflow_provider_camb.api import ApiRequest
+from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
+from airflow_provider_camb.operators.camb_batch import CambBatchOperator
+from airflow_provider_camb.operators.dubbing import DUB_OPTIONS, dub_request, dubbed_stems, save_dubbed
+from airflow_provider_camb.operators.text_to_sound import text_to_sound_request
+from airflow_provider_camb.operators.text_to_speech import translated_tts_request, tts_request
+from airflow_provider_camb.operators.text_to_voice import save_preview, text_to_voice_request
+
+__all__ = [
+    "CambDubbingBatchOperator",
+    "CambTextToSoundBatchOperator",
+    "CambTextToSpeechBatchOperator",
+    "CambTextToVoiceBatchOperator",
+    "CambTranslatedTextToSpeechBatchOperator",
+]
+
+
+def _listed(file: Mapping[str, Any]) -> dict[str, Any]:
+    return {"path": file["path"], "bytes": file["bytes"], "sha256": file["sha256"]}
+
+
+class _MediaBatch(CambBatchOperator):
+    """A batch whose every result is one media file (speech, sound): links in bulk, then ``<key>.<ext>``."""
+
+    def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
+        return self.hook.get_result_links(self.kind, run_ids)
+
+    def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
+        url, what = str(result), f"the {self.kind.media} of item {entry.key!r}"
+        with result_files(folder) as files:
+            final, saved = files.write(
+                entry.key,
+                lambda file: self.hook.download_link(url, file, what=what, max_bytes=self.max_bytes),
+                lambda saved: f"{entry.key}.{media_extension(saved.content_type, url)}",
+            )
+        return [_manifest.listed(final, saved.bytes, saved.sha256)]
+
+
+class CambTextToSpeechBatchOperator(_MediaBatch):
+    """Speak many texts (``POST /tts`` per item) and save each speech as ``<key>.<ext>``.
+
+    Each item: ``text`` and optionally ``voice_id``, ``language``, ``gender``, ``age``, the project fields
+    and ``key``; the operator's own ``voice_id``, ``language``, ``gender`` and ``age`` are the defaults.
+
+    :param voice_id: The voice of every item without its own (templated).
+    :param language: CAMB's language id of every item without its own (templated).
+    :param gender: Optional CAMB gender code (templated).
+    :param age: Optional age of the speaker (templated).
+    """
+
+    kind = TTS
+    item_fields = ("text", "voice_id", "language", "gender", "age")
+    default_fields = ("voice_id", "language", "gender", "age")
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(
+        self,
+        *,
+        voice_id: int | str | None = None,
+        language: int | str | None = None,
+        gender: int | str | None = None,
+        age: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.voice_id = voice_id
+        self.language = language
+        self.gender = gender
+        self.age = age
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        return tts_request(fields)
+
+
+class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
+    """Speak many texts in another language (``POST /translated-tts`` per item); save each as ``<key>.<ext>``.
+
+    Each item: ``text`` and optionally ``voice_id``, ``source_language``, ``target_language``, ``gender``,
+    ``age``, ``formality``, ``chosen_dictionaries``, the project fields and ``key``; the operator's own
+    fields of those names are the defaults.
+    """
+
+    kind = TRANSLATED_TTS
+    item_fields = (
+        "text",
+        "voice_id",
+        "source_language",
+        "target_language",
+        "gender",
+        "age",
+        "formality",
+        "chosen_dictionaries",
+    )
+    default_fields = ("voice_id", "source_language", "target_language", "gender", "age", "formality")
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(
+        self,
+        *,
+        voice_id: int | str | None = None,
+        source_language: int | str | None = None,
+        target_language: int | str | None = None,
+        gender: int | str | None = None,
+        age: int | str | None = None,
+        formality: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.voice_id = voice_id
+        self.source_language = source_language
+        self.target_language = target_language
+        self.gender = gender
+        self.age = age
+        self.formality = formality
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        return translated_tts_request(fields)
+
+
+class CambTextToSoundBatchOperator(_MediaBatch):
+    """Make many sounds or pieces of music (``POST /text-to-sound`` per item); save each as ``<key>.<ext>``.
+
+    Each item: ``prompt`` and optionally ``duration``, ``audio_type``, the project fields and ``key``.
+
+    :param duration: The length in seconds of every item without its own (templated).
+    :param audio_type: ``"sound"`` or ``"music"`` for every item without its own (templated).
+    """
+
+    kind = TEXT_TO_SOUND
+    item_fields = ("prompt", "duration", "audio_type")
+    default_fields = ("duration", "audio_type")
+    described_by: ClassVar[str] = "prompt"
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(self, *, duration: float | str | None = None, audio_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.duration = duration
+        self.audio_type = audio_type
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        return text_to_sound_request(fields)
+
+
+class CambDubbingBatchOperator(CambBatchOperator):
+    """Dub many videos (``POST /dub`` per item); save each language's audio, video and transcript.
+
+    Each item: ``video_url`` and optionally ``source_language``, ``target_languages`` and the other fields of
+    ``CambDubbingOperator``, the project fields and ``key``. Files: ``<key>[_<language>]_audio.<ext>``,
+    ``..._video.<ext>`` (when CAMB made one) and ``..._transcript.json``.
+
+    :param source_language: The language spoken in every item without its own (templated).
+    :param target_languages: The languages to dub every item without its own into (templated).
+    """
+
+    kind = DUB
+    item_fields = ("video_url", "source_language", "target_languages", *DUB_OPTIONS)
+    default_fields = ("source_language", "target_languages")
+    described_by: ClassVar[str] = "video_url"
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(
+        self,
+        *,
+        source_language: int | str | None = None,
+        target_languages: int | str | list[int | str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_language = source_language
+        self.target_languages = target_languages
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        return dub_request(fields)
+
+    def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
+        return self.hook.get_dub_results(run_ids)
+
+    def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
+        stems = dubbed_stems(entry.key, result, f"CAMB dubbing run {entry.run_id} of item {entry.key!r}")
+        with result_files(folder) as files:  # every file of the item reaches its final name, or none does
+            saved = [
+                save_dubbed(self.hook, files, stems[language], output, self.max_bytes)
+                for language, output in result.items()
+            ]
+        return [_listed(file) for output in saved for file in output.values() if file is not None]
+
+
+class CambTextToVoiceBatchOperator(CambBatchOperator):
+    """Design many voices (``POST /text-to-voice`` per item); save every preview as ``<key>_preview_<i>.<ext>``.
+
+    Each item: ``text`` and ``voice_description`` (checked as ``TextToVoiceOperator`` checks them), the
+    project fields and ``key``. CAMB has no bulk endpoint for previews: each run's result is asked alone.
+
+    :param voice_description: The description of every item without its own (templated).
+    :param check_description: Refuse descriptions CAMB would not process before sending (default True).
+    """
+
+    kind = TEXT_TO_VOICE
+    item_fields = ("text", "voice_description")
+    default_fields = ("voice_description",)
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(self, *, voice_description: str | None = None, check_description: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.voice_description = voice_description
+        self.check_description = check_description
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        return text_to_voice_request(fields, check_description=self.check_description)
+
+    def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
+        return {run_id: self.hook.get_text_to_voice_result(run_id) for run_id in run_ids}
+
+    def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
+        with result_files(folder) as files:  # every preview of the item reaches its final name, or none does
+            saved = [
+                save_preview(self.hook, files, url, f"{entry.key}_preview_{i}", self.max_bytes)
+                for i, url in enumerate(result)
+            ]
+        return [_listed(file) for file in saved]
