@@ -12,7 +12,7 @@ from airflow_provider_camb import _manifest
 from airflow_provider_camb.triggers import camb_batch
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 from tests.airflow_harness import AIRFLOW_3, asset_events
-from tests.test_operators import FAST_RETRIES, _ids, sha256_of
+from tests.shared import FAST_RETRIES, ids, sha256_of
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
 
 
 def run_batch(run_dag, destination, operator="CambTextToSpeechBatchOperator", **options):
-    dag_id = f"batch_{next(_ids)}"
+    dag_id = f"batch_{next(ids)}"
     text = ", ".join(f"{name}={value!r}" for name, value in options.items())
     return run_dag.run(BATCH_DAG.format(operator=operator, dag_id=dag_id, destination=str(destination), options=text))
 

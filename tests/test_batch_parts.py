@@ -14,7 +14,7 @@ from airflow_provider_camb._batch_items import check_items, default_key, read_it
 from airflow_provider_camb.api import create_tts_request
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
-from tests.test_operators import FAST_RETRIES, sha256_of
+from tests.shared import FAST_RETRIES, sha256_of
 
 TTS_FIELDS = ("text", "voice_id", "language", "gender", "age")
 
