@@ -269,6 +269,7 @@ def test_a_plain_task_id_starts_in_the_triggerer_as_it_is():
         "wait_before_first_poll": False,
         "end_from_trigger": True,
         "timeout": 86400.0,
+        "resume_margin": 0.0,  # no worker deferred it: nothing to wait out
     }
     CambTaskTrigger(**kwargs)  # and the trigger accepts exactly these kwargs
     assert type(sensor).start_trigger_args.trigger_kwargs is None  # the class attribute is not mutated
