@@ -176,6 +176,8 @@ def test_add_task_and_configure_shape_later_tasks_only(camb_standin):
     assert get(camb_standin, f"/text-to-voice/{forever}").json()["status"] == "PENDING"
     with pytest.raises(TypeError, match="colour"):
         camb_standin.configure(colour="blue")
+    with pytest.raises(TypeError, match="colour"):
+        camb_standin.add_task(colour="blue")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="preview_count"):
         camb_standin.configure(preview_count=-1)
     with pytest.raises(ValueError, match="pending_seconds"):
@@ -415,6 +417,11 @@ def test_the_control_client_drives_a_stand_in_over_http(camb_standin):
         client.inject("gremlins")
     with pytest.raises(ValueError, match="colour"):
         client.configure(colour="red")
+    with pytest.raises(ValueError, match="colour"):
+        client.add_task(colour="red")
+    assert client.stats() == camb_standin.stats()
+    assert client.stats()["endpoints"] == {"status": 3} and client.stats()["tasks"] == 2
+    assert requests.get(camb_standin.base_url + "/_standin/gremlins", timeout=10).status_code == 404
     client.outage(0.3)
     with pytest.raises(requests.exceptions.ConnectionError):
         get(camb_standin, "/source-languages")

@@ -1,4 +1,4 @@
-"""What the stand-in answers: a ``Reply`` (status, headers, a body whole or streamed) and its common forms."""
+"""What the stand-in answers: a ``Reply`` (status, headers, a body whole or streamed), its forms, and ``send``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 from airflow_provider_camb.testing._validation import Error
 
@@ -39,3 +41,28 @@ def detail(status: int, message: str) -> Reply:
 
 def invalid(errors: list[Error]) -> Reply:
     return json_reply(422, {"detail": errors})
+
+
+async def send(request: web.BaseRequest, reply: Reply, *, truncate: bool = False) -> web.StreamResponse:
+    """Write ``reply``; streamed bodies go out chunk by chunk, a truncated one stops halfway and hangs up."""
+    if reply.stream is None and not truncate:
+        return web.Response(
+            status=reply.status, body=reply.body, content_type=reply.content_type, headers=dict(reply.headers)
+        )
+    response = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
+    response.content_type = reply.content_type
+    response.content_length = reply.size
+    await response.prepare(request)
+    budget = reply.size // 2 if truncate else reply.size
+    for chunk in reply.chunks():
+        piece = chunk[:budget]
+        if piece:
+            await response.write(piece)
+        budget -= len(piece)
+        if budget <= 0:
+            break
+    if truncate:
+        request.protocol.force_close()  # flushes what was written, then closes: a short body
+    else:
+        await response.write_eof()
+    return response

@@ -11,10 +11,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_camb.kinds import TEXT_TO_VOICE, kind_of
 from airflow_provider_camb.testing import _audio
+
+if TYPE_CHECKING:  # Unpack is in typing from 3.11; mypy checks for 3.10
+    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,22 @@ SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 _DEFAULT_REASONS = {"ERROR": "PROCESSING_ERROR", "PAYMENT_REQUIRED": "PAYMENT_REQUIRED"}
 
 
+class NewTask(TypedDict, total=False):
+    """What a task made without HTTP (``CambStandIn.add_task``) does; what is left out comes from the settings."""
+
+    kind: str  # default: text-to-voice
+    status: str | None  # fixes what it reports from now on
+    pending_seconds: float | None
+    outcome: str | None
+    exception_reason: str | None
+    message: str | dict[str, Any] | None
+    task_id: str | None  # default: a fresh UUID
+    request: dict[str, Any] | None  # stands for its create body (e.g. a dubbing task's target_languages)
+
+
+_NEW_TASK_NAMES = frozenset(NewTask.__annotations__)
+
+
 @dataclass(frozen=True)
 class Task:
     kind: str
@@ -127,26 +146,20 @@ class Tasks:
         with self._lock:
             self.settings = replace(self.settings, **settings).check()
 
-    def add(
-        self,
-        *,
-        kind: str = TEXT_TO_VOICE.name,
-        status: str | None = None,
-        pending_seconds: float | None = None,
-        outcome: str | None = None,
-        exception_reason: str | None = None,
-        message: str | dict[str, Any] | None = None,
-        task_id: str | None = None,
-        request: dict[str, Any] | None = None,
-    ) -> str:
-        """Create a task of ``kind``; ``status`` fixes what it reports from now on."""
-        kind = kind_of(kind).name
+    def add(self, **task: Unpack[NewTask]) -> str:
+        """Create a task (see ``NewTask``); ``status`` fixes what it reports from now on."""
+        unknown = set(task) - _NEW_TASK_NAMES
+        if unknown:
+            raise TypeError(f"Unknown task options: {', '.join(sorted(unknown))}")
+        kind = kind_of(task.get("kind", TEXT_TO_VOICE.name)).name
+        status, outcome, pending_seconds = task.get("status"), task.get("outcome"), task.get("pending_seconds")
+        request, task_id = task.get("request"), task.get("task_id")
         fixed = status if status not in (None, "PENDING") else outcome
         overrides: dict[str, Any] = {
             "pending_seconds": pending_seconds,
             "outcome": fixed,
-            "exception_reason": exception_reason,
-            "message": message,
+            "exception_reason": task.get("exception_reason"),
+            "message": task.get("message"),
         }
         with self._lock:
             settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None}).check()
