@@ -11,13 +11,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from airflow_provider_camb.kinds import TEXT_TO_VOICE, kind_of
 from airflow_provider_camb.testing import _audio
-
-if TYPE_CHECKING:  # Unpack is in typing from 3.11; mypy checks for 3.10
-    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import secrets
 import threading
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -33,9 +33,6 @@ from airflow_provider_camb.testing._rate_limit import KeyRateLimit
 from airflow_provider_camb.testing._recording import RecordedRequest, Recorder
 from airflow_provider_camb.testing._replies import Reply, detail, json_reply, send
 from airflow_provider_camb.testing._tasks import NewTask, Settings, Tasks
-
-if TYPE_CHECKING:  # Unpack is in typing from 3.11; mypy checks for 3.10
-    from typing_extensions import Unpack
 
 __all__ = ["ENDPOINTS", "FAULTS", "CambStandIn", "RecordedRequest"]
 
