@@ -13,12 +13,11 @@ child of the task process, where reading an XCom or a connection hangs until Ope
 ``execution_timeout`` and the event is lost. So ``execute()`` records everything, the API host included.
 
 ``apache-airflow-providers-openlineage`` is optional: it is imported only when OpenLineage asks for
-facets, and without it nothing fails and nothing is logged above DEBUG.
+facets, and without it nothing fails and nothing is logged.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from airflow_provider_camb.kinds import CambKind
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-log = logging.getLogger(__name__)
 
 _LOCAL_SCHEMES = frozenset({"", "file", "local"})
 
@@ -126,7 +123,7 @@ class CambLineageMixin:
 
 
 def operator_lineage(inputs: Sequence[LineageDataset], outputs: Sequence[LineageDataset]) -> Any:
-    """An ``OperatorLineage``; None (and a DEBUG line) without the OpenLineage provider."""
+    """An ``OperatorLineage``; None, silently, without the OpenLineage provider (only it asks for one)."""
     try:
         from airflow.providers.common.compat.openlineage.facet import (
             Dataset,
@@ -135,7 +132,6 @@ def operator_lineage(inputs: Sequence[LineageDataset], outputs: Sequence[Lineage
         )
         from airflow.providers.openlineage.extractors import OperatorLineage
     except ImportError:
-        log.debug("apache-airflow-providers-openlineage is not installed: no lineage reported.")
         return None
     return OperatorLineage(
         inputs=[Dataset(namespace=item.namespace, name=item.name) for item in inputs],

@@ -7,10 +7,12 @@ A real scheduler and triggerer are exercised in ``tests/test_quick_waits_deploym
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,7 +30,7 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.sensors.camb_task import CambTaskSensor, _triggerer_renders_templates
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from tests.airflow_harness import AIRFLOW_3
-from tests.shared import assert_deferred, context, ids, logged, pending_after_first_check, run_id_of
+from tests.shared import assert_deferred, context, ids, logged, pending_after_first_check, run_id_of, wait_until
 
 
 def first_event(trigger: CambTaskTrigger, limit: float = 20) -> Any:
@@ -134,6 +136,64 @@ def test_a_wait_started_in_the_triggerer_ends_at_its_timeout_as_a_sensor_timeout
     assert start.trigger_kwargs["timeout"] == 1 and "deadline" not in start.trigger_kwargs
     event = first_event(CambTaskTrigger(**start.trigger_kwargs))  # no worker computed a deadline: its own timeout
     assert event.payload["outcome"] == "deadline"
+    with pytest.raises(CambWaitTimeoutError, match=f"task '{task_id}' did not finish before the deadline"):
+        sensor.execute_complete(context(), event.payload)
+
+
+def handed_airflows_timeout(classpath: str, kwargs: dict[str, Any], trigger_timeout: datetime) -> CambTaskTrigger:
+    """The row's trigger, handed the task instance's ``trigger_timeout`` as this Airflow's triggerer hands it."""
+    module, _, name = classpath.rpartition(".")
+    trigger: CambTaskTrigger = getattr(importlib.import_module(module), name)(**kwargs)
+    if AIRFLOW_3:  # TriggerRunner.create_triggers: timeout_after, from the task instance's row
+        trigger.timeout_after = trigger_timeout
+    else:  # 2.11 hands over the task instance row itself, whose column is naive UTC
+        trigger.task_instance = SimpleNamespace(task_id="wait", trigger_timeout=trigger_timeout.replace(tzinfo=None))
+    return trigger
+
+
+async def run_until_it_polled_then_die(trigger: CambTaskTrigger, polled: Any) -> None:
+    """Run the trigger until ``polled()``, then cancel it, as a killed triggerer's triggers end."""
+    run = trigger.run()
+    waiting = asyncio.ensure_future(anext(run))
+    async with asyncio.timeout(30):
+        while not polled():
+            assert not waiting.done(), waiting  # still waiting when it dies
+            await asyncio.sleep(0.02)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    await run.aclose()
+
+
+def test_a_wait_started_in_the_triggerer_keeps_its_deadline_when_its_trigger_moves(camb_connection, airflow_home):
+    """One row run by two triggerers in turn: the second, started once the deadline passed, has no time left.
+
+    The deadline is the task instance's ``trigger_timeout``, set once when Airflow deferred the task; the
+    row (unchanged from earlier releases) holds only the relative ``timeout``.
+    """
+    from airflow.models.trigger import Trigger
+
+    task_id = camb_connection.add_task(kind="tts", status="PENDING")
+    sensor = CambTaskSensor(
+        task_id="wait", kind="tts", camb_task_id=task_id, poll_interval=0.1, timeout=2, start_from_trigger=True
+    )
+    start = sensor.start_trigger_args
+    row = Trigger(classpath=start.trigger_cls, kwargs=start.trigger_kwargs)
+    stored = row.kwargs if not AIRFLOW_3 else _decoded_kwargs(row)
+    assert stored == start.trigger_kwargs and "deadline" not in stored  # nothing but the relative timeout
+    trigger_timeout = datetime.now(timezone.utc) + start.timeout  # as TaskInstance.defer_task sets it
+
+    def status_reads() -> int:
+        return len(camb_connection.requests("status"))
+
+    first = handed_airflows_timeout(row.classpath, stored, trigger_timeout)
+    asyncio.run(run_until_it_polled_then_die(first, status_reads))
+    reads_before_the_move = status_reads()
+    wait_until(lambda: datetime.now(timezone.utc) > trigger_timeout, "the task's deadline to pass")
+
+    event = first_event(handed_airflows_timeout(row.classpath, stored, trigger_timeout))
+    assert (event.payload["outcome"], event.payload["polls"]) == ("deadline", 0)
+    assert status_reads() == reads_before_the_move  # the second triggerer never asked CAMB
     with pytest.raises(CambWaitTimeoutError, match=f"task '{task_id}' did not finish before the deadline"):
         sensor.execute_complete(context(), event.payload)
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +205,21 @@ def _wait_until_held(airflow: Any, run_id: str, by: Callable[[Any], bool], timeo
         time.sleep(1)
 
 
+def _utc(value: Any) -> datetime:
+    """A timestamp read from PostgreSQL (a datetime) or SQLite (text), as an aware UTC datetime."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _deadline_logged(airflow: Any, run_id: str, triggerer_id: int, camb_task_id: str) -> datetime:
+    """The deadline the started wait's trigger said it waits until, in the log of triggerer ``triggerer_id``."""
+    folder = airflow.home / "logs" / f"dag_id={STARTED_DAG_ID}" / f"run_id={run_id}" / "task_id=wait"
+    logs = "\n".join(path.read_text(errors="replace") for path in folder.glob(f"attempt=*.trigger.{triggerer_id}.log"))
+    found = re.findall(rf"Waiting for CAMB task {re.escape(camb_task_id)} until (\S+), Airflow's timeout", logs)
+    assert len(found) == 1, f"{found}\n{logs[-3000:]}"
+    return datetime.fromisoformat(found[0])
+
+
 def _triggerer_memory(airflow: Any) -> dict[str, int]:
     """VmHWM (peak resident set, kB) of the triggerer process and each of its descendants."""
     leader = psutil.Process(airflow._processes["triggerer"].pid)
@@ -240,6 +257,8 @@ def test_every_run_succeeds_after_the_triggerer_is_killed_mid_wait(airflow: Any)
     moved = _wait_until_held(airflow, started_run, lambda job: job not in jobs_before, timeout=120)
     assert moved["trigger_timeout"] == before["trigger_timeout"] is not None
     _wait_for_polls(airflow, [never_done], since=restarted, timeout=60)  # ... the new one polls it ...
+    # ... until that very deadline, not its own start plus the timeout (the trigger log of the new triggerer) ...
+    assert _deadline_logged(airflow, started_run, moved["triggerer_id"], never_done) == _utc(before["trigger_timeout"])
     # ... and it still ends at that deadline: a sensor timeout, not retried although retries=2.
     assert airflow.wait_for_run(STARTED_DAG_ID, started_run, timeout=STARTED_WAIT_TIMEOUT + 120) == "failed"
     ended = _started_wait(airflow, started_run)

@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
@@ -47,8 +48,11 @@ class CambTaskTrigger(BaseTrigger):
         also waits a random phase of up to one interval, so triggers started together do not poll in lockstep.
     :param kind: The CAMB task kind (``text-to-voice``, ``tts``, ``dub``, ...).
     :param end_from_trigger: End the Airflow task here on SUCCESS instead of resuming it on a worker.
-    :param timeout: Without a ``deadline``, seconds from the start of ``run()`` until the ``timeout``
-        event (a wait started in the triggerer has no worker to compute a deadline); None waits for ever.
+    :param timeout: Without a ``deadline``, seconds until the ``timeout`` event, for a wait started in the
+        triggerer (no worker computes a deadline): they count from when Airflow deferred the task, through
+        the task instance's ``trigger_timeout`` that the triggerer hands the trigger, so a trigger moved to
+        another triggerer keeps its deadline; from the start of ``run()`` where Airflow hands none
+        (``dag.test()``). None waits for ever.
     :param created_at: When this provider created the task (epoch seconds), if it did: a 404 within
         30 s of it is read-after-create lag, retried like a passing fault (rows without it: 404 is final).
     :param deferred_at: Epoch seconds when the worker deferred; None: when ``run()`` started.
@@ -107,7 +111,7 @@ class CambTaskTrigger(BaseTrigger):
         # poll_task releases the shared session before it returns, so nothing is left open when the
         # triggerer (or dag.test) closes this generator.
         started = time.time()
-        event = self._trigger_event(await self._wait())
+        event = self._trigger_event(await self._wait(started))
         await self._hold_if_resuming_on_a_worker(event, started)
         yield event
 
@@ -127,7 +131,7 @@ class CambTaskTrigger(BaseTrigger):
             )
             await asyncio.sleep(hold)
 
-    async def _wait(self) -> events.WaitEvent:
+    async def _wait(self, started: float) -> events.WaitEvent:
         try:
             kind = kind_of(self.kind)  # resolved once; a bad row ends its wait with an error event
         except CambInputError as error:
@@ -141,15 +145,40 @@ class CambTaskTrigger(BaseTrigger):
             kind,
             self.camb_task_id,
             interval=self.poll_interval,
-            deadline=self._deadline(),
+            deadline=self._deadline(started),
             log=self.log,
             wait_before_first_poll=self.wait_before_first_poll,
         )
 
-    def _deadline(self) -> float:
+    def _deadline(self, started: float) -> float:
+        """The row's ``deadline``; else ``timeout`` from the deferral, as Airflow keeps it (see ``timeout``)."""
         if self.deadline is not None:
             return self.deadline
-        return math.inf if self.timeout is None else time.time() + self.timeout
+        if self.timeout is None:
+            return math.inf
+        airflows = self._airflow_timeout()
+        if airflows is None:
+            return started + self.timeout
+        self.log.info(
+            "Waiting for CAMB task %s until %s, Airflow's timeout of this task (it holds in any triggerer).",
+            self.camb_task_id,
+            airflows.isoformat(),
+        )
+        return min(airflows.timestamp(), started + self.timeout)
+
+    def _airflow_timeout(self) -> datetime | None:
+        """The task instance's ``trigger_timeout`` (aware, UTC), if the triggerer handed it over.
+
+        Airflow sets it once, when it defers the task (the deferral plus ``StartTriggerArgs.timeout``), in
+        the task instance's row, not the trigger's: a triggerer that takes the trigger over gets the same
+        instant. Airflow 3 sets it as ``timeout_after``; Airflow 2.11 hands over the task instance itself.
+        """
+        when = getattr(self, "timeout_after", None)
+        if when is None:
+            when = getattr(getattr(self, "task_instance", None), "trigger_timeout", None)
+        if not isinstance(when, datetime):
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # 2.11's column is naive UTC
 
     def _trigger_event(self, event: events.WaitEvent) -> TriggerEvent:
         """SUCCESS ends the Airflow task here with ``end_from_trigger``; every other event resumes it on a worker."""

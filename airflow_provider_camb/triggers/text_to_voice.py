@@ -28,7 +28,7 @@ class TextToVoiceTrigger(CambTaskTrigger):
     :param deadline: Epoch seconds after which the wait ends with a ``timeout`` event; None: see ``timeout``.
     :param wait_before_first_poll: Wait one interval (plus a random phase) before the first poll.
     :param end_from_trigger: End the Airflow task here on SUCCESS instead of resuming it on a worker.
-    :param timeout: Without a ``deadline``, seconds from the start of ``run()`` until the ``timeout`` event.
+    :param timeout: Without a ``deadline``, seconds from the deferral to the ``timeout`` event (``CambTaskTrigger``).
     :param created_at: When this provider created the task (epoch seconds): a 404 soon after is lag.
     :param deferred_at: Epoch seconds when the worker deferred (see ``CambTaskTrigger``).
     :param resume_margin: Least seconds from the deferral to an event that resumes on a worker.
