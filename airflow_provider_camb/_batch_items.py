@@ -2,7 +2,7 @@
 
 Each item is a dict of the single create operator's fields of its kind, plus an optional ``key``. The
 batch operator's own fields are defaults under every item. Every item goes through the kind's request
-builder in ``api.py`` (the very checks of the single operator); a bad item, an unknown field or a
+builder in its module under ``kinds`` (the very checks of the single operator); a bad item, an unknown field or a
 duplicate key fails the batch with a ``CambInputError`` naming the item, its key and the reason,
 before any request.
 """

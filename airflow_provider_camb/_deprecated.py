@@ -17,10 +17,11 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, Unpack
 
 if TYPE_CHECKING:
-    from airflow_provider_camb.api import CambTaskStatus, DownloadedFile
+    from airflow_provider_camb.api import ApiRequest, CambTaskStatus, DownloadedFile
+    from airflow_provider_camb.kinds.text_to_voice import TextToVoiceOptions
 
 _PACKAGE = "airflow_provider_camb"
 
@@ -34,6 +35,18 @@ MOVED: Mapping[str, Mapping[str, tuple[str, str | None]]] = {
     "api": {
         "TextToVoiceStatus": ("api:CambTaskStatus", None),
         "DownloadedPreview": ("api:DownloadedFile", None),
+        "CambSettings": ("settings:CambSettings", None),
+        "settings_from": ("settings:settings_from", None),
+        "base_url_from": ("settings:base_url_from", None),
+        "MIN_DESCRIPTION_CHARS": ("kinds.text_to_voice:MIN_DESCRIPTION_CHARS", None),
+        "MIN_DESCRIPTION_WORDS": ("kinds.text_to_voice:MIN_DESCRIPTION_WORDS", None),
+        "MAX_INPUT_CHARS": ("kinds._fields:MAX_INPUT_CHARS", None),
+        "create_text_to_voice_request": (
+            "_deprecated:create_text_to_voice_request",
+            "kinds.TEXT_TO_VOICE.create_request(fields)",
+        ),
+        "parse_previews": ("_deprecated:parse_previews", "kinds.text_to_voice.parse_previews(body, kind, run_id)"),
+        "parse_voice_id": ("kinds.text_to_voice:parse_voice_id", None),
     },
     "_storage": {"AUDIO_EXTENSIONS": ("_storage:MEDIA_EXTENSIONS", None)},
     "_waiting": {"CambWaitTimeoutError": ("exceptions:CambWaitTimeoutError", None)},
@@ -104,6 +117,23 @@ def status_from_event(event: dict[str, Any]) -> CambTaskStatus:
             decoded["task_id"], EVENT_TIMEOUT, message=decoded["message"], kind=kind_of(decoded["kind"])
         )
     return events.status_of(decoded)
+
+
+def create_text_to_voice_request(
+    text: object, voice_description: object, **optional: Unpack[TextToVoiceOptions]
+) -> ApiRequest:
+    """``POST /text-to-voice`` as 0.1.0 built it. Use ``kinds.TEXT_TO_VOICE.create_request(fields)``."""
+    from airflow_provider_camb.kinds import TEXT_TO_VOICE
+
+    return TEXT_TO_VOICE.create_request({"text": text, "voice_description": voice_description, **optional})
+
+
+def parse_previews(body: Any, run_id: int) -> list[str]:
+    """The preview URLs of a result reply, as 0.1.0 read them. Use ``kinds.text_to_voice.parse_previews``."""
+    from airflow_provider_camb.kinds import TEXT_TO_VOICE
+    from airflow_provider_camb.kinds.text_to_voice import parse_previews as parse
+
+    return parse(body, TEXT_TO_VOICE, run_id)
 
 
 class _Hook(Protocol):

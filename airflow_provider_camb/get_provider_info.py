@@ -1,11 +1,25 @@
-"""Provider metadata, registered through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata, registered through the ``apache_airflow_provider`` entry point.
+
+The modules are found, not listed: the public modules of ``hooks``, ``operators``, ``sensors`` and
+``triggers``. Airflow calls this while it configures itself, so nothing here imports Airflow (nor ``kinds``).
+"""
 
 from __future__ import annotations
 
+import pkgutil
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_camb import __version__
 from airflow_provider_camb._connection_form import provider_info_connection_form
+
+_PACKAGE = Path(__file__).parent
+
+
+def _modules(layer: str) -> list[dict[str, Any]]:
+    """The public modules of one layer (``operators``, ...), found without importing them."""
+    names = sorted(name for _, name, _ in pkgutil.iter_modules([str(_PACKAGE / layer)]) if not name.startswith("_"))
+    return [{"integration-name": "CAMB.AI", "python-modules": [f"airflow_provider_camb.{layer}.{n}" for n in names]}]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -25,42 +39,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": "CAMB.AI", "python-modules": ["airflow_provider_camb.hooks.camb"]}],
-        "operators": [
-            {
-                "integration-name": "CAMB.AI",
-                "python-modules": [
-                    "airflow_provider_camb.operators.camb_task",
-                    "airflow_provider_camb.operators.camb_media_result",
-                    "airflow_provider_camb.operators.camb_result",
-                    "airflow_provider_camb.operators.text_to_voice",
-                    "airflow_provider_camb.operators.text_to_speech",
-                    "airflow_provider_camb.operators.dubbing",
-                    "airflow_provider_camb.operators.text_to_sound",
-                    "airflow_provider_camb.operators.camb_batch",
-                    "airflow_provider_camb.operators.batch",
-                ],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "CAMB.AI",
-                "python-modules": [
-                    "airflow_provider_camb.sensors.camb_task",
-                    "airflow_provider_camb.sensors.text_to_voice",
-                ],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "CAMB.AI",
-                "python-modules": [
-                    "airflow_provider_camb.triggers.camb_task",
-                    "airflow_provider_camb.triggers.text_to_voice",
-                    "airflow_provider_camb.triggers.camb_batch",
-                ],
-            }
-        ],
+        "hooks": _modules("hooks"),
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": _modules("triggers"),
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_camb.hooks.camb.CambHook",

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_camb.api import MAX_INPUT_CHARS
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds._fields import MAX_INPUT_CHARS
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
 from tests.shared import DESCRIPTION, TEXT, assert_deferred, logged, run_id_of
 

@@ -11,18 +11,16 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._batch_items import check_items, default_key, read_items
-from airflow_provider_camb.api import create_tts_request
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TTS
 from tests.shared import FAST_RETRIES, sha256_of
 
 TTS_FIELDS = ("text", "voice_id", "language", "gender", "age")
 
 
 def tts(fields):
-    return create_tts_request(
-        fields.get("text"), fields.get("voice_id"), fields.get("language"), gender=fields.get("gender")
-    )
+    return TTS.create_request({name: fields.get(name) for name in ("text", "voice_id", "language", "gender")})
 
 
 def checked(raw, **defaults):

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_camb.api import settings_from
 from airflow_provider_camb.get_provider_info import get_provider_info
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.settings import settings_from
 from tests.airflow_harness import AIRFLOW_3
 
 EXTRAS = {"timeout", "retries", "backoff", "backoff_max", "max_requests_per_second", "max_reply_bytes"}

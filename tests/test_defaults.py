@@ -23,7 +23,7 @@ import tenacity
 from tenacity import RetryCallState
 
 from airflow_provider_camb import _waiting
-from airflow_provider_camb.api import settings_from, status_request
+from airflow_provider_camb.api import status_request
 from airflow_provider_camb.exceptions import CambRateLimitError, CambServerError
 from airflow_provider_camb.hooks import camb as camb_hook_module
 from airflow_provider_camb.hooks._retry import MAX_RETRY_AFTER, retry_policy
@@ -35,6 +35,7 @@ from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOpera
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator
 from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.settings import settings_from
 from tests.shared import DESCRIPTION, TEXT
 
 DAY = 24 * 3600.0

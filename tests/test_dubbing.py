@@ -165,16 +165,16 @@ def test_an_unreadable_dub_result_is_reported_without_its_links(camb_connection,
 
 
 def test_the_dub_result_parser_reads_both_shapes_and_refuses_links_of_other_schemes():
-    from airflow_provider_camb.api import parse_dub_result
     from airflow_provider_camb.exceptions import CambResponseError
+    from airflow_provider_camb.kinds.dub import DUB, parse_dub_result
 
     one = {"audio_url": "https://s/a.wav", "video_url": None, "transcript": [], "extra": 1}
-    assert list(parse_dub_result(one, 1)) == [None]
-    assert list(parse_dub_result({"fr": one, "de": one}, 1)) == ["fr", "de"]
+    assert list(parse_dub_result(one, DUB, 1)) == [None]
+    assert list(parse_dub_result({"fr": one, "de": one}, DUB, 1)) == ["fr", "de"]
     with pytest.raises(CambResponseError, match="audio_url for language 'fr' with scheme 'file'") as caught:
-        parse_dub_result({"fr": {**one, "audio_url": "file:///etc/passwd"}}, 1)
+        parse_dub_result({"fr": {**one, "audio_url": "file:///etc/passwd"}}, DUB, 1)
     assert "passwd" not in str(caught.value)
-    assert "s/a.wav" not in repr(parse_dub_result(one, 1))  # the links never show in a repr
+    assert "s/a.wav" not in repr(parse_dub_result(one, DUB, 1))  # the links never show in a repr
 
 
 # --- dag.test(): deferred dubbing, then the result --------------------------------------------------------

@@ -23,11 +23,8 @@ from airflow_provider_camb.api import (
     CambTaskStatus,
     TaskStatus,
     classify_reply,
-    create_text_to_voice_request,
-    parse_previews,
     parse_status,
     parse_task_id,
-    parse_voice_id,
     result_request,
     retry_after_seconds,
     source_languages_request,
@@ -40,6 +37,7 @@ from airflow_provider_camb.exceptions import (
     CambServerError,
 )
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.kinds.text_to_voice import parse_previews, parse_voice_id
 from tests.shared import DESCRIPTION
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,7 +46,7 @@ REQUESTS: list[ApiRequest] = [
     status_request(TEXT_TO_VOICE, "task-1"),
     result_request(TEXT_TO_VOICE, 7),
     source_languages_request(),
-    create_text_to_voice_request("Hello there.", DESCRIPTION),
+    TEXT_TO_VOICE.create_request({"text": "Hello there.", "voice_description": DESCRIPTION}),
 ]
 
 # --- strategies -------------------------------------------------------------------------------------
@@ -280,7 +278,7 @@ def test_unknown_status_strings_and_extra_fields_pass_through(status: str, extra
 @example(body={"previews": ["http://["]})
 @example(body={"previews": ["http://a\uff03b/x"]})
 def test_parse_previews_gives_http_urls_or_a_camb_error(body: Any) -> None:
-    ok, previews = typed_or_camb_error(lambda: parse_previews(body, 7))
+    ok, previews = typed_or_camb_error(lambda: parse_previews(body, TEXT_TO_VOICE, 7))
     if ok:
         assert previews and all(isinstance(url, str) for url in previews)
         assert all(url.split(":", 1)[0].lower() in ("http", "https") for url in previews)
@@ -289,7 +287,7 @@ def test_parse_previews_gives_http_urls_or_a_camb_error(body: Any) -> None:
 @pytest.mark.parametrize("url", ["http://[", "https://[::1/x", "http://a\uff03b/x"])
 def test_a_preview_link_that_is_not_a_valid_url_is_a_response_error(url: str) -> None:
     with pytest.raises(CambResponseError):
-        parse_previews({"previews": [url]}, 7)
+        parse_previews({"previews": [url]}, TEXT_TO_VOICE, 7)
 
 
 @PROPERTY

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 import airflow_provider_camb
-from airflow_provider_camb.api import base_url_from
 from airflow_provider_camb.exceptions import CambInputError, CambNotFoundError
 from airflow_provider_camb.get_provider_info import get_provider_info
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.settings import base_url_from
 from tests import loopback_only
 from tests.airflow_harness import AIRFLOW_3
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
-from airflow_provider_camb.api import CambSettings, settings_from
 from airflow_provider_camb.exceptions import CambInputError, CambRateLimitError, CambWaitTimeoutError
 from airflow_provider_camb.hooks import _rate_limit
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechResultOperator
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
 from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.settings import CambSettings, settings_from
 from airflow_provider_camb.testing import CambStandIn, RecordedRequest
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
 from tests.shared import FAST_RETRIES, context, finished_run, ids

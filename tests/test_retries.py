@@ -438,8 +438,8 @@ def test_a_trigger_row_keeps_the_creation_time_and_rows_without_it_still_load(ca
 def test_waits_refused_alike_share_one_read_of_the_connection():
     import asyncio
 
-    from airflow_provider_camb.api import CambSettings
     from airflow_provider_camb.hooks._rate_limit import key_state
+    from airflow_provider_camb.settings import CambSettings
 
     reads: list[str] = []
 

@@ -15,8 +15,9 @@ from yarl import URL
 
 from airflow_provider_camb._redaction import links_hidden
 from airflow_provider_camb._reply_limit import CHUNK, REPLY_SETTING, ReplyBuffer
-from airflow_provider_camb.api import ApiRequest, CambSettings
+from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.exceptions import CambConnectionError, CambReplyTooLargeError
+from airflow_provider_camb.settings import CambSettings
 
 
 async def request_json(

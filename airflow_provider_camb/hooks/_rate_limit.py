@@ -33,9 +33,9 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from airflow_provider_camb.api import CambSettings
 from airflow_provider_camb.exceptions import CambRateLimitError
 from airflow_provider_camb.hooks._retry import MAX_RETRY_AFTER
+from airflow_provider_camb.settings import CambSettings
 
 log = logging.getLogger(__name__)
 

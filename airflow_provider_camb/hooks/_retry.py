@@ -9,8 +9,9 @@ from typing import Any
 
 from tenacity import RetryCallState, stop_after_attempt, stop_never
 
-from airflow_provider_camb.api import ApiRequest, CambSettings
+from airflow_provider_camb.api import ApiRequest, LinkRequest
 from airflow_provider_camb.exceptions import CambError, CambRateLimitError
+from airflow_provider_camb.settings import CambSettings
 
 MAX_RETRY_AFTER = 300.0
 
@@ -37,7 +38,7 @@ def backoff_delay(attempt: int, backoff: float, backoff_max: float) -> float:
 
 
 def retry_policy(
-    request: ApiRequest,
+    request: ApiRequest | LinkRequest,
     settings: CambSettings,
     log: Any,
     *,

@@ -29,9 +29,10 @@ from airflow_provider_camb import __version__
 from airflow_provider_camb._link_policy import LinkPolicy
 from airflow_provider_camb._redaction import links_hidden
 from airflow_provider_camb._reply_limit import CHUNK, DOWNLOAD_SETTING, REPLY_SETTING, ReplyBuffer, ReplyLimit
-from airflow_provider_camb.api import ApiRequest, CambSettings, DownloadedFile, classify_reply
+from airflow_provider_camb.api import ApiRequest, DownloadedFile, LinkRequest, classify_reply
 from airflow_provider_camb.exceptions import CambConnectionError, CambLinkNotAllowedError
 from airflow_provider_camb.hooks._deadline import deadline, watch
+from airflow_provider_camb.settings import CambSettings
 
 #: How many redirects a link may take before it is refused.
 MAX_REDIRECTS = 5
@@ -145,7 +146,7 @@ def api_url(settings: CambSettings, request: ApiRequest) -> str:
     return settings.base_url + request.path + (f"?{urlencode(request.params)}" if request.params else "")
 
 
-def _timed_out(request: ApiRequest, settings: CambSettings, part: str) -> CambConnectionError:
+def _timed_out(request: ApiRequest | LinkRequest, settings: CambSettings, part: str) -> CambConnectionError:
     return CambConnectionError(
         f"{_capital(request.what)} did not finish: {part} had not arrived within {settings.timeout:g} s "
         "(the connection's timeout). Passing faults are retried.",
@@ -227,7 +228,7 @@ def _open(
 
 def download(
     session: requests.Session,
-    request: ApiRequest,
+    request: ApiRequest | LinkRequest,
     url: str,
     headers: dict[str, str],
     target: IO[bytes],

@@ -6,7 +6,7 @@ import asyncio
 import mimetypes
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
 from pathlib import Path
@@ -25,35 +25,20 @@ from airflow_provider_camb._storage import write_atomically
 from airflow_provider_camb.api import (
     BULK_RESULTS_MAX,
     ApiRequest,
-    CambSettings,
     CambTaskStatus,
     DownloadedFile,
-    DubbedOutput,
+    LinkRequest,
     bulk_results_request,
     check_run_id,
     classify_link_reply,
     classify_reply,
-    create_custom_voice_request,
-    create_dub_request,
-    create_text_to_sound_request,
-    create_text_to_voice_request,
-    create_translated_tts_request,
-    create_tts_request,
-    media_result_request,
     parse_bulk_results,
-    parse_dub_result,
     parse_languages,
-    parse_output_url,
-    parse_previews,
-    parse_result_link,
     parse_status,
     parse_task_id,
-    parse_voice_id,
     result_request,
-    settings_from,
     source_languages_request,
     status_request,
-    url_host,
     whole_number,
 )
 from airflow_provider_camb.exceptions import (
@@ -64,11 +49,14 @@ from airflow_provider_camb.exceptions import (
     CambResponseError,
 )
 from airflow_provider_camb.hooks._async_http import request_json
+from airflow_provider_camb.hooks._per_kind import KindMethods
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter, KeyState, key_state
 from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.hooks._sync_http import api_url, download, new_session, send_json
-from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS, CambKind, kind_of
+from airflow_provider_camb.kinds import CambKind, kind_of
+from airflow_provider_camb.kinds.text_to_voice import parse_voice_id
+from airflow_provider_camb.settings import CambSettings, settings_from
 
 _KEY_CHANGED = (
     "CAMB refused the API key of connection %r, which holds another key now (rotated?): sending again with it."
@@ -76,9 +64,12 @@ _KEY_CHANGED = (
 T = TypeVar("T")
 
 
-class CambHook(HookMethods, BaseHook):
+class CambHook(KindMethods, HookMethods, BaseHook):
     """Talk to the CAMB.AI API through an Airflow connection of type ``camb``.
 
+    One path serves every CAMB task kind (``airflow_provider_camb.kinds``): ``create(kind, fields)``,
+    ``get_task_status(kind, task_id)``, ``get_result(kind, run_id)`` and ``get_results(kind, run_ids)``;
+    ``create_tts``, ``get_dub_result`` and the like are thin typed forms of it (``_per_kind.KindMethods``).
     The 0.1.0 methods ``get_text_to_voice_status``, ``aget_text_to_voice_status`` and ``download_preview``
     still work, with a ``DeprecationWarning`` (``_deprecated.HookMethods``). The connection's Password
     holds the API key; its Host optionally overrides the base URL
@@ -306,44 +297,14 @@ class CambHook(HookMethods, BaseHook):
 
     # --- the API -------------------------------------------------------------------------
 
-    def create_text_to_voice(
-        self,
-        text: str,
-        voice_description: str,
-        *,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | None = None,
-        check_description: bool = True,
-    ) -> str:
-        """Start designing a voice; return the CAMB task id. Input is checked before anything is sent.
-
-        :param text: What the sample voices will say.
-        :param voice_description: The voice to design (CAMB needs 100+ characters and 18+ words).
-        :param project_name: Optional CAMB project name.
-        :param project_description: Optional CAMB project description.
-        :param folder_id: Optional CAMB folder id.
-        :param check_description: Refuse descriptions CAMB would not process (default True).
-        """
-        request = create_text_to_voice_request(
-            text,
-            voice_description,
-            project_name=project_name,
-            project_description=project_description,
-            folder_id=folder_id,
-            check_description=check_description,
-        )
-        return self._create(request, TEXT_TO_VOICE)
-
     def get_task_status(self, kind: str | CambKind, task_id: str) -> CambTaskStatus:
         """The current status of a CAMB task of any kind (``GET /{kind}/{task_id}``).
 
         A 404 within 30 s after this provider created the task (``note_created``) is read-after-create
         lag: retried like a passing fault.
         """
-        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
-        request = status_request(kind, task_id, created_at=self.created_at(task_id))
-        return parse_status(self._send(request), task_id, kind)
+        camb_kind, request = self._status_request(kind, task_id)
+        return parse_status(self._send(request), task_id, camb_kind)
 
     async def aget_task_status(
         self, kind: str | CambKind, task_id: str, *, retry_until: float | None = None
@@ -355,19 +316,12 @@ class CambHook(HookMethods, BaseHook):
         :param retry_until: Retry passing faults until this epoch time (``math.inf``: for ever)
             instead of the connection's retry count.
         """
-        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
-        request = status_request(kind, task_id, created_at=self.created_at(task_id))
-        return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, kind)
+        camb_kind, request = self._status_request(kind, task_id)
+        return parse_status(await self._asend(request, retry_until=retry_until, limited=True), task_id, camb_kind)
 
-    def get_text_to_voice_result(self, run_id: int | str) -> list[str]:
-        """The preview URLs (the generated sample voices) of a successful run."""
-        run = check_run_id(run_id)
-        return parse_previews(self._send(result_request(TEXT_TO_VOICE, run)), run)
-
-    async def aget_text_to_voice_result(self, run_id: int | str) -> list[str]:
-        """The preview URLs of a run, without blocking the loop."""
-        run = check_run_id(run_id)
-        return parse_previews(await self._asend(result_request(TEXT_TO_VOICE, run)), run)
+    def _status_request(self, kind: str | CambKind, task_id: str) -> tuple[CambKind, ApiRequest]:
+        camb_kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
+        return camb_kind, status_request(camb_kind, task_id, created_at=self.created_at(task_id))
 
     def list_source_languages(self) -> list[Any]:
         """The languages CAMB accepts (a free, authenticated read)."""
@@ -394,8 +348,8 @@ class CambHook(HookMethods, BaseHook):
         :param what: What the link holds, for logs and errors ("a preview", "the dubbed audio").
         :param max_bytes: Refuse the download past this many bytes (``CambReplyTooLargeError``); None: no limit.
         """
-        request = ApiRequest("GET", url, f"downloading {what} from {url_host(url)}")
-        return self._download(request, url, {}, target, classify_link_reply, self.link_policy, max_bytes)
+        request = LinkRequest.of(url, what)
+        return self._download(request, target, max_bytes)
 
     def download_result(
         self,
@@ -411,18 +365,8 @@ class CambHook(HookMethods, BaseHook):
         The reply is the audio itself; it is sent with the API key to the API host only, never redirected.
         """
         kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
-        request = media_result_request(kind, run_id, "RAW_BYTES")
-        downloaded = self._with_the_newest_key(
-            lambda settings: self._download(
-                request,
-                api_url(settings, request),
-                {"x-api-key": settings.api_key},
-                target,
-                classify_reply,
-                None,
-                max_bytes,
-            )
-        )
+        request = result_request(kind, run_id, "RAW_BYTES")
+        downloaded = self._with_the_newest_key(lambda _: self._download(request, target, max_bytes))
         if (downloaded.content_type or "").split(";")[0].strip().lower() == "application/json":
             raise CambResponseError(
                 f"CAMB answered JSON instead of audio while {request.what} (output_type=RAW_BYTES). "
@@ -430,23 +374,10 @@ class CambHook(HookMethods, BaseHook):
             )
         return downloaded
 
-    def get_result_link(self, kind: str | CambKind, run_id: int | str) -> str:
-        """The ``output_url`` (a bearer link) of a run's media result (``output_type=FILE_URL``)."""
-        kind = kind_of(kind)  # a name from a user's call; everything below takes the CambKind
-        run = check_run_id(run_id)
-        return parse_output_url(self._send(media_result_request(kind, run, "FILE_URL")), kind, run)
-
     def _download(
-        self,
-        request: ApiRequest,
-        url: str,
-        headers: dict[str, str],
-        target: str | os.PathLike[str] | IO[bytes],
-        classify: Callable[..., Any],
-        policy: LinkPolicy | None,
-        max_bytes: int | None,
+        self, request: ApiRequest | LinkRequest, target: str | os.PathLike[str] | IO[bytes], max_bytes: int | None
     ) -> DownloadedFile:
-        """One download with retries; ``policy``: a link (fetched without the key), None: the API host."""
+        """One download with retries: a link without the key, through the link policy; a result from the API host."""
         settings = self.settings
         if max_bytes is not None:
             max_bytes = whole_number("max_bytes", max_bytes)
@@ -455,12 +386,22 @@ class CambHook(HookMethods, BaseHook):
             _, downloaded = write_atomically(
                 ObjectStoragePath(str(path.parent)),
                 path.name,
-                lambda file: self._download(request, url, headers, file, classify, policy, max_bytes),
+                lambda file: self._download(request, file, max_bytes),
                 lambda _: path.name,
             )
             return downloaded
-        rewindable = target.seekable()
+        classify: Callable[..., Any]
+        if isinstance(request, LinkRequest):
+            url, headers, classify, policy = request.url, {}, classify_link_reply, self.link_policy
+        else:
+            url, headers, classify, policy = (
+                api_url(settings, request),
+                {"x-api-key": settings.api_key},
+                classify_reply,
+                None,
+            )
         session = self.session if policy is None else self.link_session
+        rewindable = target.seekable()
         for attempt in Retrying(**retry_policy(request, settings, self.log, may_repeat=rewindable)):
             with attempt:
                 if rewindable:
@@ -471,15 +412,26 @@ class CambHook(HookMethods, BaseHook):
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # --- the other CAMB task kinds (each: build and check with api.py, send, parse with api.py) ---
+    # --- any kind: create and result (each kind's builder and parser are in its module under kinds/) ---
 
-    def _create(self, request: ApiRequest, kind: CambKind) -> str:
-        return self.create_task(request, kind)
+    def create(self, kind: str | CambKind, fields: Mapping[str, Any], *, wait_out_rate_limits: bool = True) -> str:
+        """Start a CAMB task of ``kind`` from its create fields; return its task id.
+
+        The fields are checked by the kind's builder before anything is sent: an unknown field or a bad
+        value raises ``CambInputError``. ``kinds.<kind>.<Kind>Fields`` lists them, e.g. ``TtsFields``.
+
+        :param kind: The CAMB task kind or its name, e.g. ``"tts"``.
+        :param fields: The create fields by name, e.g. ``{"text": ..., "voice_id": 7, "language": 1}``.
+        :param wait_out_rate_limits: See ``create_task``.
+        """
+        camb_kind = kind_of(kind)
+        request = camb_kind.create_request(fields)
+        return self.create_task(request, camb_kind, wait_out_rate_limits=wait_out_rate_limits)
 
     def create_task(self, request: ApiRequest, kind: str | CambKind, *, wait_out_rate_limits: bool = True) -> str:
-        """Start a CAMB task from a create request built (and so checked) by ``api.py``; return its task id.
+        """Start a CAMB task from a create request built (and so checked) by its kind; return its task id.
 
-        :param request: The create request, e.g. ``api.create_tts_request(...)``.
+        :param request: The create request, e.g. ``kinds.TTS.create_request(fields)``.
         :param kind: Its CAMB task kind.
         :param wait_out_rate_limits: Wait out a 429 and send again (default). False raises the
             ``CambRateLimitError`` instead, for a caller that paces its creates itself (the batch operators).
@@ -490,101 +442,50 @@ class CambHook(HookMethods, BaseHook):
         self.log.info("Created CAMB %s task %s.", camb_kind.label, task_id)
         return task_id
 
-    def create_tts(self, text: str, voice_id: int | str, language: int | str, **optional: Any) -> str:
-        """Start speaking ``text`` with ``voice_id`` in ``language`` (``POST /tts``); return the task id.
-
-        ``optional``: ``gender``, ``age``, ``project_name``, ``project_description``, ``folder_id``.
-        """
-        return self._create(create_tts_request(text, voice_id, language, **optional), TTS)
-
-    def create_translated_tts(
-        self, text: str, voice_id: int | str, source_language: int | str, target_language: int | str, **optional: Any
-    ) -> str:
-        """Start speaking ``text`` translated into ``target_language`` (``POST /translated-tts``); return its id."""
-        request = create_translated_tts_request(text, voice_id, source_language, target_language, **optional)
-        return self._create(request, TRANSLATED_TTS)
-
-    def create_dub(self, video_url: str, source_language: int | str, target_languages: Any, **optional: Any) -> str:
-        """Start dubbing the media at ``video_url`` (``POST /dub``); return the task id."""
-        return self._create(create_dub_request(video_url, source_language, target_languages, **optional), DUB)
-
-    def create_text_to_sound(self, prompt: str, **optional: Any) -> str:
-        """Start making a sound or music from ``prompt`` (``POST /text-to-sound``); return the task id.
-
-        ``optional``: ``duration`` (seconds), ``audio_type`` (``"sound"``, ``"music"``), and the project fields.
-        """
-        return self._create(create_text_to_sound_request(prompt, **optional), TEXT_TO_SOUND)
-
-    def get_dub_result(self, run_id: int | str) -> dict[str | None, DubbedOutput]:
-        """The dubbed outputs of a run: ``{None: output}`` (one object) or ``{language: output}``."""
+    def get_result(self, kind: str | CambKind, run_id: int | str) -> Any:
+        """The result of a successful run, as its kind's parser reads it: the preview links of a text-to-voice
+        run, ``{language: DubbedOutput}`` of a dub, the link (``output_type=FILE_URL``) of speech or sound."""
+        camb_kind = kind_of(kind)
         run = check_run_id(run_id)
-        return parse_dub_result(self._send(result_request(DUB, run)), run)
+        return camb_kind.parse(self._send(result_request(camb_kind, run)), run)
 
-    def get_result_links(self, kind: str | CambKind, run_ids: Iterable[int | str]) -> dict[int, str]:
-        """The media result links (bearer links) of many speech or sound runs, by run id.
+    async def aget_result(self, kind: str | CambKind, run_id: int | str) -> Any:
+        """``get_result`` without blocking the loop."""
+        camb_kind = kind_of(kind)
+        run = check_run_id(run_id)
+        return camb_kind.parse(await self._asend(result_request(camb_kind, run)), run)
 
-        Asked in bulk (``POST /tts-results``, ``/text-to-sound-results``), 100 runs a request; a run the bulk
-        reply leaves out is asked alone (``output_type=FILE_URL``).
+    def get_results(self, kind: str | CambKind, run_ids: Iterable[int | str]) -> dict[int, Any]:
+        """The results of many runs by run id, as ``get_result`` reads each.
+
+        Asked in bulk where the kind has a bulk endpoint (``POST /tts-results``, ``/dubbing-results``, ...),
+        100 runs a request; a run the bulk reply leaves out, and every run of a kind without one, is asked alone.
         """
         camb_kind = kind_of(kind)
-        return self._bulk(
-            camb_kind,
-            run_ids,
-            lambda value, run: parse_result_link(value, camb_kind, run),
-            lambda run: self.get_result_link(camb_kind, run),
-        )
-
-    def get_dub_results(self, run_ids: Iterable[int | str]) -> dict[int, dict[str | None, DubbedOutput]]:
-        """The dubbed outputs of many runs by run id (``POST /dubbing-results``; a run left out is asked alone)."""
-        return self._bulk(DUB, run_ids, lambda value, run: parse_dub_result(value, run), self.get_dub_result)
-
-    def _bulk(
-        self,
-        kind: CambKind,
-        run_ids: Iterable[int | str],
-        parse: Callable[[Any, int], T],
-        single: Callable[[int], T],
-    ) -> dict[int, T]:
         runs = list(dict.fromkeys(check_run_id(run_id) for run_id in run_ids))
-        found: dict[int, T] = {}
+        if not camb_kind.bulk_result_path:
+            return {run: self.get_result(camb_kind, run) for run in runs}
+        found: dict[int, Any] = {}
         for start in range(0, len(runs), BULK_RESULTS_MAX):
             chunk = runs[start : start + BULK_RESULTS_MAX]
-            values = parse_bulk_results(self._send(bulk_results_request(kind, chunk)), kind, chunk)
+            values = parse_bulk_results(self._send(bulk_results_request(camb_kind, chunk)), camb_kind, chunk)
             for run in chunk:
-                found[run] = parse(values[run], run) if run in values else single(run)
+                found[run] = camb_kind.parse(values[run], run) if run in values else self.get_result(camb_kind, run)
         return found
 
-    def create_custom_voice(
-        self,
-        audio: str | os.PathLike[str],
-        voice_name: str,
-        gender: int | str,
-        *,
-        run_id: int | str | None = None,
-        age: int | str | None = None,
-        description: str | None = None,
-        language: int | str | None = None,
-    ) -> int:
-        """Keep a preview as a permanent custom voice; return its ``voice_id``.
+    def create_voice(self, request: ApiRequest, audio: str | os.PathLike[str]) -> int:
+        """Keep ``audio`` as a custom voice; return its ``voice_id``.
 
-        :param audio: Path of the audio file (e.g. a downloaded preview).
-        :param voice_name: Name of the new voice.
-        :param gender: CAMB's gender code (a whole number; 0: not specified).
-        :param run_id: The text-to-voice run the preview came from, if any.
-        :param age: Optional age of the voice.
-        :param description: Optional description.
-        :param language: Optional CAMB language id.
+        :param request: The request built (and so checked) by ``kinds.text_to_voice.custom_voice_request``.
+        :param audio: Path of the audio file, sent as the ``file`` part.
         """
-        request = create_custom_voice_request(
-            voice_name, gender, run_id=run_id, age=age, description=description, language=language
-        )
         path = Path(audio)
         if not path.is_file():
             raise CambInputError(f"The audio file {str(path)!r} does not exist.")
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         with path.open("rb") as file:
             voice_id = parse_voice_id(self._send(request, file=(path.name, file, content_type)))
-        self.log.info("Created CAMB custom voice %s (%s).", voice_id, voice_name)
+        self.log.info("Created CAMB custom voice %s (%s).", voice_id, (request.form or {}).get("voice_name"))
         return voice_id
 
     # --- connection test -----------------------------------------------------------------

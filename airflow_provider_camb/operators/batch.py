@@ -24,11 +24,10 @@ from airflow_provider_camb._manifest import Entry
 from airflow_provider_camb._storage import media_extension, result_files
 from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
+from airflow_provider_camb.kinds._fields import PROJECT_FIELDS
 from airflow_provider_camb.operators.camb_batch import CambBatchOperator
-from airflow_provider_camb.operators.dubbing import DUB_OPTIONS, dub_request, dubbed_stems, save_dubbed
-from airflow_provider_camb.operators.text_to_sound import text_to_sound_request
-from airflow_provider_camb.operators.text_to_speech import translated_tts_request, tts_request
-from airflow_provider_camb.operators.text_to_voice import save_preview, text_to_voice_request
+from airflow_provider_camb.operators.dubbing import dubbed_stems, save_dubbed
+from airflow_provider_camb.operators.text_to_voice import save_preview
 
 __all__ = [
     "CambDubbingBatchOperator",
@@ -92,9 +91,6 @@ class CambTextToSpeechBatchOperator(_MediaBatch):
         self.gender = gender
         self.age = age
 
-    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return tts_request(fields)
-
 
 class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
     """Speak many texts in another language (``POST /translated-tts`` per item); save each as ``<key>.<ext>``.
@@ -137,9 +133,6 @@ class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
         self.age = age
         self.formality = formality
 
-    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return translated_tts_request(fields)
-
 
 class CambTextToSoundBatchOperator(_MediaBatch):
     """Make many sounds or pieces of music (``POST /text-to-sound`` per item); save each as ``<key>.<ext>``.
@@ -161,9 +154,6 @@ class CambTextToSoundBatchOperator(_MediaBatch):
         self.duration = duration
         self.audio_type = audio_type
 
-    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return text_to_sound_request(fields)
-
 
 class CambDubbingBatchOperator(CambBatchOperator):
     """Dub many videos (``POST /dub`` per item); save each language's audio, video and transcript.
@@ -177,7 +167,7 @@ class CambDubbingBatchOperator(CambBatchOperator):
     """
 
     kind = DUB
-    item_fields = ("video_url", "source_language", "target_languages", *DUB_OPTIONS)
+    item_fields = tuple(name for name in DUB.fields if name not in PROJECT_FIELDS)
     default_fields = ("source_language", "target_languages")
     described_by: ClassVar[str] = "video_url"
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
@@ -192,9 +182,6 @@ class CambDubbingBatchOperator(CambBatchOperator):
         super().__init__(**kwargs)
         self.source_language = source_language
         self.target_languages = target_languages
-
-    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return dub_request(fields)
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         return self.hook.get_dub_results(run_ids)
@@ -230,7 +217,7 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
         self.check_description = check_description
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        return text_to_voice_request(fields, check_description=self.check_description)
+        return self.kind.create_request({**fields, "check_description": self.check_description})
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         return {run_id: self.hook.get_text_to_voice_result(run_id) for run_id in run_ids}

@@ -2,8 +2,8 @@
 
 One Airflow task creates a CAMB task per item, waits for all of them in one trigger, downloads every
 result, and writes a manifest (``_manifest``) to the destination at every checkpoint. Each kind's batch
-operator (``operators/batch.py``) is a small subclass: its item fields, its request builder from ``api.py``
-and how it saves one item's result.
+operator (``operators/batch.py``) is a small subclass: its item fields, its kind (whose module under ``kinds``
+builds and checks each item's request) and how it saves one item's result.
 
 The steps, repeated until no item is pending:
 
@@ -181,8 +181,8 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     # --- what each kind writes -------------------------------------------------------------
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        """The create request of one item (its fields over the defaults), built and checked by ``api.py``."""
-        raise NotImplementedError
+        """The create request of one item (its fields over the defaults), built and checked by its kind."""
+        return self.kind.create_request(fields)
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         """The results of up to 100 successful runs by run id (in bulk where CAMB can)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,21 +12,12 @@ from airflow_provider_camb import _waiting
 from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, look_for, starting
 from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_RESUME_MARGIN, DEFAULT_TIMEOUT, seconds
-from airflow_provider_camb.api import CambTaskStatus, TaskStatus, whole_number
+from airflow_provider_camb.api import CambTaskStatus, TaskStatus
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-
-def project_of(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The project fields of ``fields`` as the create requests take them (a rendered folder_id's digits pass)."""
-    return {
-        "project_name": fields.get("project_name"),
-        "project_description": fields.get("project_description"),
-        "folder_id": whole_number("folder_id", fields.get("folder_id"), optional=True),
-    }
 
 
 class CambTaskOperator(CambLineageMixin, BaseOperator):
@@ -107,25 +97,15 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
     def wait_timeout(self) -> float:
         return self.timeout
 
-    @property
-    def project(self) -> dict[str, Any]:
-        """The project fields as the hook's create calls take them (a rendered folder_id's digits pass)."""
-        return project_of(
-            {
-                "project_name": self.project_name,
-                "project_description": self.project_description,
-                "folder_id": self.folder_id,
-            }
-        )
-
     def waited_task_id(self, context: Context) -> str:
         """The CAMB task this operator created (its XCom ``task_id``)."""
         ti = context["ti"]
         return str(ti.xcom_pull(task_ids=ti.task_id, key="task_id", map_indexes=ti.map_index))
 
     def create(self, context: Context) -> str:
-        """Start the CAMB task (input checked before anything is sent); return its task id."""
-        raise NotImplementedError
+        """Start the CAMB task from this operator's own fields (its kind's fields by name, checked before
+        anything is sent); return its task id."""
+        return self.hook.create(self.kind, self.kind.fields_of(self))
 
     def look_for(self) -> str:
         """How a person recognises this operator's task in CAMB.AI: its project and the start of its text."""

@@ -12,12 +12,13 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb._storage import ResultFiles, media_extension, result_files
 from airflow_provider_camb._task_memory import look_for
-from airflow_provider_camb.api import ApiRequest, DownloadedFile, DubbedOutput, create_dub_request, url_host
+from airflow_provider_camb.api import DownloadedFile, url_host
 from airflow_provider_camb.exceptions import CambResponseError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import DUB
+from airflow_provider_camb.kinds.dub import DubbedOutput
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -92,32 +93,6 @@ class CambDubbingOperator(CambTaskOperator):
         except ValueError:  # not a URL: refused by the create's input check
             media = None
         return look_for(self.project_name, media)
-
-    def create(self, context: Context) -> str:
-        return self.hook.create_task(dub_request(vars(self)), self.kind)  # its attributes are its fields
-
-
-#: The optional fields of a dub, besides the project fields.
-DUB_OPTIONS = (
-    "selected_audio_tracks",
-    "add_output_as_an_audio_track",
-    "chosen_dictionaries",
-    "ai_optimization",
-    "transcription_mode",
-    "source_transcript",
-    "target_transcripts",
-)
-
-
-def dub_request(fields: Mapping[str, Any]) -> ApiRequest:
-    """``POST /dub`` from the fields of ``CambDubbingOperator`` (one batch item's, or the operator's own)."""
-    return create_dub_request(
-        fields.get("video_url"),
-        fields.get("source_language"),
-        fields.get("target_languages"),
-        **{name: fields.get(name) for name in DUB_OPTIONS},
-        **project_of(fields),
-    )
 
 
 class CambDubbingResultOperator(CambResultOperator):

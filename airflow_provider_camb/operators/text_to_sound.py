@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_camb.api import ApiRequest, create_text_to_sound_request
 from airflow_provider_camb.kinds import TEXT_TO_SOUND
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    pass
 
 __all__ = ["CambTextToSoundOperator", "CambTextToSoundResultOperator"]
 
@@ -50,16 +49,6 @@ class CambTextToSoundOperator(CambTaskOperator):
         self.prompt = prompt
         self.duration = duration
         self.audio_type = audio_type
-
-    def create(self, context: Context) -> str:
-        return self.hook.create_task(text_to_sound_request(vars(self)), self.kind)  # its attributes are its fields
-
-
-def text_to_sound_request(fields: Mapping[str, Any]) -> ApiRequest:
-    """``POST /text-to-sound`` from the fields of ``CambTextToSoundOperator`` (one batch item's, or its own)."""
-    return create_text_to_sound_request(
-        fields.get("prompt"), duration=fields.get("duration"), audio_type=fields.get("audio_type"), **project_of(fields)
-    )
 
 
 class CambTextToSoundResultOperator(CambMediaResultOperator):

@@ -8,16 +8,15 @@ XCom of ``CambCreateCustomVoiceOperator``, so design -> keep -> speak is wired w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_camb.api import ApiRequest, create_translated_tts_request, create_tts_request
 from airflow_provider_camb.kinds import TRANSLATED_TTS, TTS
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    pass
 
 __all__ = ["CambTextToSpeechOperator", "CambTextToSpeechResultOperator", "CambTranslatedTextToSpeechOperator"]
 
@@ -66,9 +65,6 @@ class CambTextToSpeechOperator(CambTaskOperator):
         self.language = language
         self.gender = gender
         self.age = age
-
-    def create(self, context: Context) -> str:
-        return self.hook.create_task(tts_request(vars(self)), self.kind)  # its attributes are its fields
 
 
 class CambTranslatedTextToSpeechOperator(CambTaskOperator):
@@ -122,36 +118,6 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         self.age = age
         self.formality = formality
         self.chosen_dictionaries = chosen_dictionaries
-
-    def create(self, context: Context) -> str:
-        return self.hook.create_task(translated_tts_request(vars(self)), self.kind)  # its attributes are its fields
-
-
-def tts_request(fields: Mapping[str, Any]) -> ApiRequest:
-    """``POST /tts`` from the fields of ``CambTextToSpeechOperator`` (one batch item's, or the operator's own)."""
-    return create_tts_request(
-        fields.get("text"),
-        fields.get("voice_id"),
-        fields.get("language"),
-        gender=fields.get("gender"),
-        age=fields.get("age"),
-        **project_of(fields),
-    )
-
-
-def translated_tts_request(fields: Mapping[str, Any]) -> ApiRequest:
-    """``POST /translated-tts`` from the fields of ``CambTranslatedTextToSpeechOperator``."""
-    return create_translated_tts_request(
-        fields.get("text"),
-        fields.get("voice_id"),
-        fields.get("source_language"),
-        fields.get("target_language"),
-        gender=fields.get("gender"),
-        age=fields.get("age"),
-        formality=fields.get("formality"),
-        chosen_dictionaries=fields.get("chosen_dictionaries"),
-        **project_of(fields),
-    )
 
 
 class CambTextToSpeechResultOperator(CambMediaResultOperator):

@@ -9,7 +9,7 @@ Every input is checked before anything is sent to CAMB.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,20 +20,14 @@ from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voic
 from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
-from airflow_provider_camb.api import (
-    ApiRequest,
-    check_run_id,
-    create_custom_voice_request,
-    create_text_to_voice_request,
-    url_host,
-)
-from airflow_provider_camb.api import digits as _digits
+from airflow_provider_camb.api import parse_whole_number, url_host
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.kinds.text_to_voice import CUSTOM_VOICE_FIELDS, custom_voice_request
 from airflow_provider_camb.operators._voice_choice import kept_preview
 from airflow_provider_camb.operators.camb_result import CambResultOperator
-from airflow_provider_camb.operators.camb_task import CambTaskOperator, project_of
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -91,17 +85,6 @@ class TextToVoiceOperator(CambTaskOperator):
         self.text = text
         self.voice_description = voice_description
         self.check_description = check_description
-
-    def create(self, context: Context) -> str:
-        request = text_to_voice_request(vars(self), check_description=self.check_description)  # its fields
-        return self.hook.create_task(request, self.kind)
-
-
-def text_to_voice_request(fields: Mapping[str, Any], *, check_description: bool = True) -> ApiRequest:
-    """``POST /text-to-voice`` from the fields of ``TextToVoiceOperator`` (one batch item's, or its own)."""
-    return create_text_to_voice_request(
-        fields.get("text"), fields.get("voice_description"), check_description=check_description, **project_of(fields)
-    )
 
 
 class TextToVoiceResultOperator(CambResultOperator):
@@ -247,16 +230,9 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
             chosen = kept_preview(self.choice)
             self.preview, self.voice_name, self.gender = chosen["file"], chosen["voice_name"], chosen["gender"]
             self.description = chosen["description"]
-        fields: dict[str, Any] = {
-            "run_id": self.run_id,
-            "age": self.age,
-            "description": self.description,
-            "language": self.language,
-        }
-        checked = create_custom_voice_request(self.voice_name, self.gender, **fields).form  # before any read
-        assert checked is not None
-        voice_name = checked["voice_name"]
-        run_id = None if self.run_id is None else check_run_id(self.run_id)
+        request = custom_voice_request({name: getattr(self, name) for name in CUSTOM_VOICE_FIELDS})  # before any read
+        voice_name = (request.form or {})["voice_name"]
+        run_id = None if request.params is None else int(request.params["run_id"])
         location = self._chosen_location()
         memory = TaskMemory.of(context, self)
         create = CambCreate(VOICE, "CAMB custom voice", f"named {voice_name!r}")
@@ -272,9 +248,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         else:
             with local_copy(location, "preview", conn_id=self.preview_conn_id) as audio:
                 self.log.info("Keeping %s as CAMB custom voice %r.", location, voice_name)
-                voice_id = memory.start(
-                    create, lambda: self.hook.create_custom_voice(audio, voice_name, checked["gender"], **fields)
-                )
+                voice_id = memory.start(create, lambda: self.hook.create_voice(request, audio))
         base_url = self.hook.settings.base_url
         kept_from = [stored_file(location)] + ([] if run_id is None else [camb_run(base_url, TEXT_TO_VOICE, run_id)])
         self.record_lineage(inputs=kept_from, outputs=[camb_voice(base_url, voice_id)])
@@ -282,7 +256,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
 
     def _chosen_location(self) -> str:
         preview: object = self.preview
-        if self.previews is not None and (index := _digits(preview)) is not None:
+        if self.previews is not None and (index := parse_whole_number(preview)) is not None:
             preview = index  # an index rendered by a template
         if isinstance(preview, int) and not isinstance(preview, bool):
             previews = _preview_list(self.previews)

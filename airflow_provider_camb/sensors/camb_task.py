@@ -60,8 +60,8 @@ class CambTaskSensor(BaseSensorOperator):
     PAYMENT_REQUIRED a failure without retries; past ``timeout`` a ``CambWaitTimeoutError`` (Airflow's
     sensor timeout, no retries). ``soft_fail`` turns any of these failures into a skip.
 
-    :param kind: The CAMB task kind: ``text-to-voice``, ``tts``, ``translated-tts``, ``dub``,
-        ``text-to-sound``, ``transcribe`` or ``audio-separation``.
+    :param kind: The CAMB task kind, a ``CambKind`` or its name: any of ``airflow_provider_camb.kinds.KINDS``
+        (e.g. ``"tts"``).
     :param camb_task_id: The CAMB task id (templated), e.g. the XCom of a create operator.
     :param camb_conn_id: The Airflow connection of type ``camb``.
     :param poll_interval: Seconds between status checks, in every mode (sets ``poke_interval``).
