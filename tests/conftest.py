@@ -7,7 +7,6 @@ started by one) uses this session's temporary Airflow home, never the developer'
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
@@ -36,7 +35,7 @@ import pytest  # noqa: E402
 from airflow_provider_camb.testing import CambStandIn  # noqa: E402
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
 from tests.object_storage import MotoS3  # noqa: E402
-from tests.shared import FAST_RETRIES  # noqa: E402
+from tests.shared import connect  # noqa: E402
 
 pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
 
@@ -54,9 +53,7 @@ def camb_connection(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) 
 
     ``FAST_RETRIES``: 2 retries, backoff in milliseconds, so faults cost no test time.
     """
-    conn = {**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-    return camb_standin
+    return connect(monkeypatch, camb_standin)
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
 """Test data and small helpers shared by the test modules: one copy of each.
 
-The fast-backoff connection to the stand-in is the ``camb_connection`` fixture of ``conftest.py``
-(``FAST_RETRIES`` below); everything here is plain data or a function over the stand-in's record.
+The fast-backoff connection to the stand-in is the ``camb_connection`` fixture of ``conftest.py``;
+``connect`` below makes it, and any other connection to a stand-in with other settings. Everything
+else here is plain data or a function over the stand-in's record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import json
 import socket
 import time
 import uuid
@@ -20,6 +23,7 @@ import pytest
 
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.testing import CambStandIn
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 TEXT = "Hello from Airflow. This is how I sound."
 DESCRIPTION = (
@@ -47,6 +51,18 @@ class FakeTaskInstance:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+
+def connect(
+    monkeypatch: pytest.MonkeyPatch, standin: CambStandIn, conn_id: str = "camb_default", **extra: Any
+) -> CambStandIn:
+    """Make ``standin`` the Airflow connection ``conn_id`` (its environment variable).
+
+    Its extra is ``FAST_RETRIES`` updated with ``extra`` (``retries=1``, ``timeout=5``, ...).
+    """
+    conn = {**json.loads(standin.connection_json()), "extra": {**FAST_RETRIES, **extra}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return standin
 
 
 def context() -> dict[str, Any]:
@@ -136,6 +152,19 @@ def pending_after_first_check(standin: CambStandIn, pending_seconds: float = 1.0
     So the check before deferring always finds them PENDING, however long ``dag.test()`` takes to start.
     """
     standin.configure(pending_from_first_status=True, pending_seconds=pending_seconds)
+
+
+def text_to_voice_trigger(camb_task_id: Any, **kwargs: Any) -> CambTaskTrigger:
+    """A ``CambTaskTrigger`` for a text-to-voice task that polls at once and then every 0.2 s (unless told)."""
+    kwargs.setdefault("poll_interval", 0.2)
+    kwargs.setdefault("wait_before_first_poll", False)
+    return CambTaskTrigger(camb_task_id=camb_task_id, kind=TEXT_TO_VOICE.name, **kwargs)
+
+
+async def trigger_events(trigger: CambTaskTrigger, limit: float = 20.0) -> list[dict[str, Any]]:
+    """In the running loop: run ``trigger`` to its end; the payloads of its events. Fails after ``limit`` s."""
+    async with asyncio.timeout(limit):
+        return [dict(event.payload) async for event in trigger.run()]
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0, poll: float = 0.02) -> None:

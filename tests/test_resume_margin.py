@@ -23,9 +23,9 @@ from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 from airflow_provider_camb.triggers._resume_margin import DEFAULT_RESUME_MARGIN, resume_hold
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from tests.shared import DESCRIPTION
 
 HOLDING = "Resuming the Airflow task on a worker in"
-DESCRIPTION = "a calm and friendly narrator voice with a soft accent, speaking slowly and clearly " * 3
 
 
 def in_a_triggerer(trigger: CambTaskTrigger) -> CambTaskTrigger:
