@@ -37,7 +37,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,6 +52,7 @@ import psutil
 import requests
 
 from airflow_provider_camb.testing import CambStandInClient
+from tests.loopback_only import free_port
 from tests.object_storage import MotoS3
 from tests.postgres import PostgresServer
 from tests.redis_broker import RedisBroker
@@ -64,13 +64,6 @@ DATABASES = ("postgresql", "sqlite")
 EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 #: The ``aws`` connection to the S3 API of ``object_storage=True``.
 S3_CONN_ID = "camb_s3"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Row(tuple):  # type: ignore[type-arg]
