@@ -62,30 +62,6 @@ _WAIT_ARGUMENTS = {
     "b": ", end_from_trigger=True",
     "d": ", end_from_trigger=False",
 }
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
-
-_MAPPED = """
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, max_active_tasks=1024) as dag:
-
-    @task
-    def texts() -> list:
-        return [f"Voice number {{i}} says hello." for i in range({n})]
-
-    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
-    wait = TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval={poll}, deferrable=True, timeout=1800{wait_arguments}
-    ).expand(camb_task_id=create.output)
-    TextToVoiceResultOperator.partial(task_id="download", destination={destination!r}).expand(run_id=wait.output)
-"""
-
 _STARTED_IN_TRIGGERER = """
 import pendulum
 from airflow.sdk import DAG, task
@@ -121,15 +97,27 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, ma
 
 
 def dag_source(design: str, n: int, dag_id: str, destination: Path) -> str:
+    """The DAG of ``design`` for ``n`` voices, saving into ``destination``."""
+    from tests.deployment_dags import mapped_create_wait_download
+    from tests.shared import DESCRIPTION
+
+    if design != "c":
+        return mapped_create_wait_download(
+            dag_id,
+            voices=n,
+            poll_interval=POLL_INTERVAL,
+            timeout=1800,
+            destination=str(destination),
+            wait_arguments=_WAIT_ARGUMENTS.get(design, ""),
+        )
     fields = {
         "dag_id": dag_id,
         "n": n,
         "poll": POLL_INTERVAL,
         "description": DESCRIPTION,
         "destination": str(destination),
-        "wait_arguments": _WAIT_ARGUMENTS.get(design, ""),
     }
-    return (_STARTED_IN_TRIGGERER if design == "c" else _MAPPED).format(**fields)
+    return _STARTED_IN_TRIGGERER.format(**fields)
 
 
 def machine_busy() -> tuple[float, float]:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import requests
 
 from airflow_provider_camb.testing import CambStandInClient
@@ -58,6 +59,11 @@ from tests.postgres import PostgresServer
 from tests.redis_broker import RedisBroker
 
 AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
+#: The marks of every deployment test module (``pytestmark = DEPLOYMENT_TESTS``): run by ``-m deployment``.
+DEPLOYMENT_TESTS = [
+    pytest.mark.deployment,
+    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
+]
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DATABASES = ("postgresql", "sqlite")
