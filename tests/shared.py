@@ -146,6 +146,61 @@ def check_waited(result: Any, capfd: pytest.CaptureFixture[str], kind: str, defe
     return run_id, logs
 
 
+CREATE_AND_SAVE_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG, Asset
+from airflow_provider_camb.operators.{module} import {create}, {save}
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    create = {create}(
+        task_id="create", {create_arguments},
+        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
+    )
+    {save}(
+        task_id="save", run_id=create.output, destination={destination!r}, outlets=[Asset("camb_{dag_id}")],
+        {save_arguments}
+    )
+"""
+
+
+def create_and_save_in_a_dag(
+    run_dag: Any,
+    standin: CambStandIn,
+    capfd: pytest.CaptureFixture[str],
+    *,
+    kind: str,
+    module: str,
+    create: str,
+    save: str,
+    create_arguments: str,
+    save_arguments: str = "",
+    destination: Path,
+    deferrable: bool,
+) -> tuple[Any, int, str]:
+    """Run ``CREATE_AND_SAVE_DAG``: ``create`` makes a CAMB task of ``kind`` and waits for it, ``save`` saves it.
+
+    ``create`` and ``save`` are operator classes of ``operators.<module>``; their arguments are source text.
+    The first status check sees PENDING, so the wait really waits. Both tasks succeed, the wait deferred
+    exactly when ``deferrable`` (``check_waited``), and ``save`` has the outlet ``camb_<dag_id>``.
+    Returns the ``dag.test()`` result, the run id and the logs read so far.
+    """
+    pending_after_first_check(standin)
+    source = CREATE_AND_SAVE_DAG.format(
+        dag_id=f"{module}_flow_{next(ids)}",
+        module=module,
+        create=create,
+        save=save,
+        create_arguments=create_arguments,
+        save_arguments=save_arguments,
+        destination=str(destination),
+        deferrable=deferrable,
+    )
+    result = run_dag.run(source, register_assets=True)
+    assert result.task_states == {"create": "success", "save": "success"}
+    run_id, logs = check_waited(result, capfd, kind, deferrable)
+    return result, run_id, logs
+
+
 def pending_after_first_check(standin: CambStandIn, pending_seconds: float = 1.0) -> None:
     """Tasks created from now on stay PENDING for ``pending_seconds`` after their first status read.
 
