@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators.camb_result import CambResultOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 from airflow_provider_camb.testing import CambStandIn
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
@@ -149,7 +151,7 @@ def check_waited(result: Any, capfd: pytest.CaptureFixture[str], kind: str, defe
 CREATE_AND_SAVE_DAG = """
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, Asset
-from airflow_provider_camb.operators.{module} import {create}, {save}
+from {module} import {create}, {save}
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
     create = {create}(
@@ -167,29 +169,27 @@ def create_and_save_in_a_dag(
     run_dag: Any,
     standin: CambStandIn,
     capfd: pytest.CaptureFixture[str],
-    *,
-    kind: str,
-    module: str,
-    create: str,
-    save: str,
-    create_arguments: str,
-    save_arguments: str = "",
     destination: Path,
+    create: type[CambTaskOperator],
+    save: type[CambResultOperator],
+    create_arguments: str,
+    *,
+    save_arguments: str = "",
     deferrable: bool,
 ) -> tuple[Any, int, str]:
-    """Run ``CREATE_AND_SAVE_DAG``: ``create`` makes a CAMB task of ``kind`` and waits for it, ``save`` saves it.
+    """Run ``CREATE_AND_SAVE_DAG``: ``create`` makes its CAMB task and waits for it, ``save`` saves the result.
 
-    ``create`` and ``save`` are operator classes of ``operators.<module>``; their arguments are source text.
-    The first status check sees PENDING, so the wait really waits. Both tasks succeed, the wait deferred
-    exactly when ``deferrable`` (``check_waited``), and ``save`` has the outlet ``camb_<dag_id>``.
-    Returns the ``dag.test()`` result, the run id and the logs read so far.
+    The arguments of both operators are source text. The first status check sees PENDING, so the wait
+    really waits. Both tasks succeed, the wait deferred exactly when ``deferrable`` (``check_waited``),
+    and ``save`` has the outlet ``camb_<dag_id>``. Returns the ``dag.test()`` result, the run id and the logs.
+    The ``create_and_save`` fixture (conftest) passes the first four arguments.
     """
     pending_after_first_check(standin)
     source = CREATE_AND_SAVE_DAG.format(
-        dag_id=f"{module}_flow_{next(ids)}",
-        module=module,
-        create=create,
-        save=save,
+        dag_id=f"{create.kind.name.replace('-', '_')}_flow_{next(ids)}",
+        module=create.__module__,
+        create=create.__name__,
+        save=save.__name__,
         create_arguments=create_arguments,
         save_arguments=save_arguments,
         destination=str(destination),
@@ -197,7 +197,7 @@ def create_and_save_in_a_dag(
     )
     result = run_dag.run(source, register_assets=True)
     assert result.task_states == {"create": "success", "save": "success"}
-    run_id, logs = check_waited(result, capfd, kind, deferrable)
+    run_id, logs = check_waited(result, capfd, create.kind.name, deferrable)
     return result, run_id, logs
 
 

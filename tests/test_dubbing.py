@@ -22,7 +22,6 @@ from tests.airflow_harness import asset_events
 from tests.shared import (
     VIDEO,
     context,
-    create_and_save_in_a_dag,
     finished_run,
     run_id_of,
     sha256_of,
@@ -179,17 +178,11 @@ def test_the_dub_result_parser_reads_both_shapes_and_refuses_links_of_other_sche
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_dub_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    result, run_id, logs = create_and_save_in_a_dag(
-        run_dag,
-        camb_connection,
-        capfd,
-        kind="dub",
-        module="dubbing",
-        create="CambDubbingOperator",
-        save="CambDubbingResultOperator",
-        create_arguments=f"video_url={VIDEO!r}, source_language='en-us', target_languages=['fr-fr', 'de-de']",
-        destination=tmp_path,
+def test_dub_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    result, run_id, logs = create_and_save(
+        CambDubbingOperator,
+        CambDubbingResultOperator,
+        f"video_url={VIDEO!r}, source_language='en-us', target_languages=['fr-fr', 'de-de']",
         deferrable=deferrable,
     )
     saved = result.xcom("save")

@@ -22,7 +22,6 @@ from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperato
 from tests.airflow_harness import asset_events
 from tests.shared import (
     context,
-    create_and_save_in_a_dag,
     finished_run,
     logged,
     run_id_of,
@@ -173,18 +172,12 @@ def test_a_sound_cut_off_once_is_fetched_again_whole(camb_connection, tmp_path, 
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_make_and_save_a_sound_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    result, run_id, _ = create_and_save_in_a_dag(
-        run_dag,
-        camb_connection,
-        capfd,
-        kind="text-to-sound",
-        module="text_to_sound",
-        create="CambTextToSoundOperator",
-        save="CambTextToSoundResultOperator",
-        create_arguments=f"prompt={PROMPT!r}, duration='{{{{ 2 + 1 }}}}', audio_type='music'",
+def test_make_and_save_a_sound_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    result, run_id, _ = create_and_save(
+        CambTextToSoundOperator,
+        CambTextToSoundResultOperator,
+        f"prompt={PROMPT!r}, duration='{{{{ 2 + 1 }}}}', audio_type='music'",
         save_arguments="output_type='FILE_URL',",
-        destination=tmp_path,
         deferrable=deferrable,
     )
     (sent,) = camb_connection.requests("create")

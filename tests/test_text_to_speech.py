@@ -28,7 +28,6 @@ from airflow_provider_camb.operators.text_to_speech import (
 from tests.airflow_harness import asset_events
 from tests.shared import (
     context,
-    create_and_save_in_a_dag,
     finished_run,
     run_id_of,
     sha256_of,
@@ -243,17 +242,11 @@ def test_translated_speech_is_created_checked_and_saved_by_the_same_result_opera
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    result, run_id, _ = create_and_save_in_a_dag(
-        run_dag,
-        camb_connection,
-        capfd,
-        kind="tts",
-        module="text_to_speech",
-        create="CambTextToSpeechOperator",
-        save="CambTextToSpeechResultOperator",
-        create_arguments=f"text={TEXT!r}, voice_id='{{{{ 5000 + 1 }}}}', language=1",
-        destination=tmp_path,
+def test_speak_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    result, run_id, _ = create_and_save(
+        CambTextToSpeechOperator,
+        CambTextToSpeechResultOperator,
+        f"text={TEXT!r}, voice_id='{{{{ 5000 + 1 }}}}', language=1",
         deferrable=deferrable,
     )
     saved = result.xcom("save")
