@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, machine, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, machine, rounded, write_json
 from benchmarks.deployment import rates, sample, task_log_counts
 
 PENDING = (3.0, 20.0)
@@ -196,10 +196,7 @@ def report(runs: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
-        base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
-        ratio = ""
-        if base and base["cpu_s_per_voice_tree"] and run is not base:
-            ratio = f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.3f}x"
+        ratio = against_design_a(runs, run, digits=3) if run["design"] != "a" else ""
         failed = run["failed_items"] if run["design"] == "b" else run["failed_task_count"]
         share = "" if run["rate_limited_share"] is None else f"{100 * run['rate_limited_share']:.2f} %"
         lines.append(

@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, machine, percentile, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, machine, percentile, rounded, write_json
 
 #: Each CAMB task ends this long after its first status read (the stand-in's --pending-from-first-status):
 #: every wait really waits, in every design, however late a busy machine starts its sensor.
@@ -283,10 +283,7 @@ def report(runs: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
-        base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
-        ratio = ""
-        if base and base["cpu_s_per_voice_tree"]:
-            ratio = f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.2f}x"
+        ratio = against_design_a(runs, run)
         lines.append(
             f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['cpu_s_per_voice_machine']} | "
             f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['worker_starts_per_voice']} | "

@@ -26,6 +26,7 @@ from typing import Any
 import requests
 
 from tests.loopback_only import free_port
+from tests.processes import end_process
 
 ACCESS_KEY = "camb-test-access-key"
 SECRET_KEY = "camb-test-secret-key"
@@ -92,14 +93,8 @@ class MotoS3:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            end_process(self.process)
 
     def connection_json(self) -> str:
         """An Airflow ``aws`` connection to this server (for ``AIRFLOW_CONN_<ID>``)."""
