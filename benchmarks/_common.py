@@ -143,6 +143,18 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def cpu_and_load(cpu: dict[str, float], idle: dict[str, float], load_before: float, digits: int = 3) -> dict[str, Any]:
+    """The CPU (per voice, busy and idle, machine and process tree) and load figures of one run, rounded."""
+    return {
+        "cpu_s_per_voice_machine": rounded(cpu["machine"], digits),
+        "cpu_s_per_voice_tree": rounded(cpu["tree"], digits),
+        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
+        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        "load_1min_before": rounded(load_before, 2),
+        "load_1min_after": rounded(os.getloadavg()[0], 2),
+    }
+
+
 def against_design_a(runs: Sequence[dict[str, Any]], run: dict[str, Any], digits: int = 2) -> str:
     """``run``'s CPU-s per voice (tree) as a multiple of design (a)'s at the same N (``"0.41x"``); "" without one."""
     base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)

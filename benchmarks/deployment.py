@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, against_design_a, machine, percentile, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, cpu_and_load, machine, percentile, rounded, write_json
 
 #: Each CAMB task ends this long after its first status read (the stand-in's --pending-from-first-status):
 #: every wait really waits, in every design, however late a busy machine starts its sensor.
@@ -255,10 +255,7 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "n": n,
         "run_state": state,
         "wall_s": rounded(wall, 1),
-        "cpu_s_per_voice_machine": rounded(cpu["machine"], 3),
-        "cpu_s_per_voice_tree": rounded(cpu["tree"], 3),
-        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
-        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        **cpu_and_load(cpu, idle, load_before),
         "worker_starts_per_voice": rounded(counts["worker_runs"] / n, 3),
         "waits_in_triggerer": counts["deferred"],
         "tasks": len(states),
@@ -271,8 +268,6 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "trigger_fired_after_deferral_s": {
             q: rounded(percentile(lags.get("trigger_fired", []), value), 3) for q, value in (("p50", 50), ("max", 100))
         },
-        "load_1min_before": rounded(load_before, 2),
-        "load_1min_after": rounded(os.getloadavg()[0], 2),
     }
 
 
