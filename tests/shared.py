@@ -173,9 +173,9 @@ def create_and_save_in_a_dag(
     create: type[CambTaskOperator],
     save: type[CambResultOperator],
     create_arguments: str,
+    deferrable: bool,
     *,
     save_arguments: str = "",
-    deferrable: bool,
 ) -> tuple[Any, int, str]:
     """Run ``CREATE_AND_SAVE_DAG``: ``create`` makes its CAMB task and waits for it, ``save`` saves the result.
 

@@ -179,12 +179,8 @@ def test_the_dub_result_parser_reads_both_shapes_and_refuses_links_of_other_sche
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
 def test_dub_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
-    result, run_id, logs = create_and_save(
-        CambDubbingOperator,
-        CambDubbingResultOperator,
-        f"video_url={VIDEO!r}, source_language='en-us', target_languages=['fr-fr', 'de-de']",
-        deferrable=deferrable,
-    )
+    dub = f"video_url={VIDEO!r}, source_language='en-us', target_languages=['fr-fr', 'de-de']"
+    result, run_id, logs = create_and_save(CambDubbingOperator, CambDubbingResultOperator, dub, deferrable)
     saved = result.xcom("save")
     assert set(saved) == {"fr-fr", "de-de"}
     for files in saved.values():

@@ -173,12 +173,13 @@ def test_a_sound_cut_off_once_is_fetched_again_whole(camb_connection, tmp_path, 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
 def test_make_and_save_a_sound_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    sound = f"prompt={PROMPT!r}, duration='{{{{ 2 + 1 }}}}', audio_type='music'"
     result, run_id, _ = create_and_save(
         CambTextToSoundOperator,
         CambTextToSoundResultOperator,
-        f"prompt={PROMPT!r}, duration='{{{{ 2 + 1 }}}}', audio_type='music'",
+        sound,
+        deferrable,
         save_arguments="output_type='FILE_URL',",
-        deferrable=deferrable,
     )
     (sent,) = camb_connection.requests("create")
     assert sent.json == {"prompt": PROMPT, "duration": 3.0, "audio_type": "music"}

@@ -243,12 +243,8 @@ def test_translated_speech_is_created_checked_and_saved_by_the_same_result_opera
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
 def test_speak_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
-    result, run_id, _ = create_and_save(
-        CambTextToSpeechOperator,
-        CambTextToSpeechResultOperator,
-        f"text={TEXT!r}, voice_id='{{{{ 5000 + 1 }}}}', language=1",
-        deferrable=deferrable,
-    )
+    speech = f"text={TEXT!r}, voice_id='{{{{ 5000 + 1 }}}}', language=1"
+    result, run_id, _ = create_and_save(CambTextToSpeechOperator, CambTextToSpeechResultOperator, speech, deferrable)
     saved = result.xcom("save")
     assert Path(saved["path"]) == tmp_path / f"camb_speech_run_{run_id}.wav"
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
