@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from tests.processes import end_process
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 TMP = RESULTS / "tmp"  # git-ignored scratch space: worker logs, data files, the Airflow home
@@ -67,13 +69,7 @@ class StandIn:
         return float(times.user + times.system)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        end_process(self.process, grace=15)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
@@ -145,6 +141,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def cpu_and_load(cpu: dict[str, float], idle: dict[str, float], load_before: float, digits: int = 3) -> dict[str, Any]:
+    """The CPU (per voice, busy and idle, machine and process tree) and load figures of one run, rounded."""
+    return {
+        "cpu_s_per_voice_machine": rounded(cpu["machine"], digits),
+        "cpu_s_per_voice_tree": rounded(cpu["tree"], digits),
+        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
+        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        "load_1min_before": rounded(load_before, 2),
+        "load_1min_after": rounded(os.getloadavg()[0], 2),
+    }
+
+
+def against_design_a(runs: Sequence[dict[str, Any]], run: dict[str, Any], digits: int = 2) -> str:
+    """``run``'s CPU-s per voice (tree) as a multiple of design (a)'s at the same N (``"0.41x"``); "" without one."""
+    base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
+    if not base or not base["cpu_s_per_voice_tree"]:
+        return ""
+    return f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.{digits}f}x"
 
 
 def rounded(value: Any, digits: int = 4) -> Any:

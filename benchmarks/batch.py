@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, machine, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, cpu_and_load, machine, rounded, write_json
 from benchmarks.deployment import rates, sample, task_log_counts
 
 PENDING = (3.0, 20.0)
@@ -170,10 +170,7 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "wall_s": rounded(wall, 1),
         "floor_s": rounded(floor_seconds(n), 1),
         "wall_vs_floor": rounded(wall / floor_seconds(n), 2),
-        "cpu_s_per_voice_machine": rounded(cpu["machine"], 4),
-        "cpu_s_per_voice_tree": rounded(cpu["tree"], 4),
-        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
-        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        **cpu_and_load(cpu, idle, load_before, digits=4),
         "task_instances": len(states),
         "worker_starts": counts["worker_runs"],
         "api_requests": api,
@@ -184,8 +181,6 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "failed_task_count": sum(1 for value in states.values() if value != "success"),
         "failed_items": failed_items,
         "task_peak_rss_mb": rounded(peak_rss / 2**20, 1) if design == "b" else None,
-        "load_1min_before": rounded(load_before, 2),
-        "load_1min_after": rounded(os.getloadavg()[0], 2),
     }
 
 
@@ -196,10 +191,7 @@ def report(runs: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
-        base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
-        ratio = ""
-        if base and base["cpu_s_per_voice_tree"] and run is not base:
-            ratio = f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.3f}x"
+        ratio = against_design_a(runs, run, digits=3) if run["design"] != "a" else ""
         failed = run["failed_items"] if run["design"] == "b" else run["failed_task_count"]
         share = "" if run["rate_limited_share"] is None else f"{100 * run['rate_limited_share']:.2f} %"
         lines.append(

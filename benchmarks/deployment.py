@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, machine, percentile, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, cpu_and_load, machine, percentile, rounded, write_json
 
 #: Each CAMB task ends this long after its first status read (the stand-in's --pending-from-first-status):
 #: every wait really waits, in every design, however late a busy machine starts its sensor.
@@ -62,30 +62,6 @@ _WAIT_ARGUMENTS = {
     "b": ", end_from_trigger=True",
     "d": ", end_from_trigger=False",
 }
-DESCRIPTION = (
-    "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and clearly, "
-    "with a gentle and friendly tone suited to bedtime stories."
-)
-
-_MAPPED = """
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, max_active_tasks=1024) as dag:
-
-    @task
-    def texts() -> list:
-        return [f"Voice number {{i}} says hello." for i in range({n})]
-
-    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
-    wait = TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval={poll}, deferrable=True, timeout=1800{wait_arguments}
-    ).expand(camb_task_id=create.output)
-    TextToVoiceResultOperator.partial(task_id="download", destination={destination!r}).expand(run_id=wait.output)
-"""
-
 _STARTED_IN_TRIGGERER = """
 import pendulum
 from airflow.sdk import DAG, task
@@ -121,15 +97,27 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None, ma
 
 
 def dag_source(design: str, n: int, dag_id: str, destination: Path) -> str:
+    """The DAG of ``design`` for ``n`` voices, saving into ``destination``."""
+    from tests.deployment_dags import mapped_create_wait_download
+    from tests.shared import DESCRIPTION
+
+    if design != "c":
+        return mapped_create_wait_download(
+            dag_id,
+            voices=n,
+            poll_interval=POLL_INTERVAL,
+            timeout=1800,
+            destination=str(destination),
+            wait_arguments=_WAIT_ARGUMENTS.get(design, ""),
+        )
     fields = {
         "dag_id": dag_id,
         "n": n,
         "poll": POLL_INTERVAL,
         "description": DESCRIPTION,
         "destination": str(destination),
-        "wait_arguments": _WAIT_ARGUMENTS.get(design, ""),
     }
-    return (_STARTED_IN_TRIGGERER if design == "c" else _MAPPED).format(**fields)
+    return _STARTED_IN_TRIGGERER.format(**fields)
 
 
 def machine_busy() -> tuple[float, float]:
@@ -267,10 +255,7 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "n": n,
         "run_state": state,
         "wall_s": rounded(wall, 1),
-        "cpu_s_per_voice_machine": rounded(cpu["machine"], 3),
-        "cpu_s_per_voice_tree": rounded(cpu["tree"], 3),
-        "idle_cpu_per_s_machine": rounded(idle["machine"], 3),
-        "idle_cpu_per_s_tree": rounded(idle["tree"], 3),
+        **cpu_and_load(cpu, idle, load_before),
         "worker_starts_per_voice": rounded(counts["worker_runs"] / n, 3),
         "waits_in_triggerer": counts["deferred"],
         "tasks": len(states),
@@ -283,8 +268,6 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         "trigger_fired_after_deferral_s": {
             q: rounded(percentile(lags.get("trigger_fired", []), value), 3) for q, value in (("p50", 50), ("max", 100))
         },
-        "load_1min_before": rounded(load_before, 2),
-        "load_1min_after": rounded(os.getloadavg()[0], 2),
     }
 
 
@@ -295,10 +278,7 @@ def report(runs: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
-        base = next((r for r in runs if r["n"] == run["n"] and r["design"] == "a"), None)
-        ratio = ""
-        if base and base["cpu_s_per_voice_tree"]:
-            ratio = f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.2f}x"
+        ratio = against_design_a(runs, run)
         lines.append(
             f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['cpu_s_per_voice_machine']} | "
             f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['worker_starts_per_voice']} | "

@@ -19,6 +19,8 @@ import signal
 import ssl
 from pathlib import Path
 
+from tests.processes import end_process
+
 
 def make_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     """A self-signed ECDSA P-256 certificate for IP ``host``; returns (certificate, key) paths."""
@@ -113,9 +115,7 @@ class TlsProxy:
         self.url = line.removeprefix("TLS proxy: ")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
+        end_process(self.process, grace=15)
         if self.process.stdout is not None:
             self.process.stdout.close()
 

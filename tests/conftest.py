@@ -7,12 +7,13 @@ started by one) uses this session's temporary Airflow home, never the developer'
 from __future__ import annotations
 
 import atexit
-import json
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 _HOME = Path(tempfile.mkdtemp(prefix="camb-airflow-home-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -36,7 +37,7 @@ import pytest  # noqa: E402
 from airflow_provider_camb.testing import CambStandIn  # noqa: E402
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
 from tests.object_storage import MotoS3  # noqa: E402
-from tests.shared import FAST_RETRIES  # noqa: E402
+from tests.shared import connect, create_and_save_in_a_dag  # noqa: E402
 
 pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
 
@@ -54,15 +55,21 @@ def camb_connection(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) 
 
     ``FAST_RETRIES``: 2 retries, backoff in milliseconds, so faults cost no test time.
     """
-    conn = {**json.loads(camb_standin.connection_json()), "extra": FAST_RETRIES}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-    return camb_standin
+    return connect(monkeypatch, camb_standin)
 
 
 @pytest.fixture
 def run_dag(airflow_home: Path) -> DagRunner:
     """Write a DAG into the DAGs folder, import that file and run it with ``dag.test()``."""
     return DagRunner(airflow_home / "dags")
+
+
+@pytest.fixture
+def create_and_save(
+    run_dag: DagRunner, camb_connection: CambStandIn, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> Callable[..., tuple[Any, int, str]]:
+    """``shared.create_and_save_in_a_dag`` on the stand-in, saving into ``tmp_path``."""
+    return functools.partial(create_and_save_in_a_dag, run_dag, camb_connection, capfd, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,27 +49,27 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import requests
 
 from airflow_provider_camb.testing import CambStandInClient
+from tests.loopback_only import free_port
 from tests.object_storage import MotoS3
 from tests.postgres import PostgresServer
 from tests.redis_broker import RedisBroker
 
 AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
+#: The marks of every deployment test module (``pytestmark = DEPLOYMENT_TESTS``): run by ``-m deployment``.
+DEPLOYMENT_TESTS = [
+    pytest.mark.deployment,
+    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
+]
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DATABASES = ("postgresql", "sqlite")
 EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 #: The ``aws`` connection to the S3 API of ``object_storage=True``.
 S3_CONN_ID = "camb_s3"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Row(tuple):  # type: ignore[type-arg]

@@ -35,6 +35,13 @@ def is_loopback_address(address: Any) -> bool:
     return parsed.is_loopback
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (the OS picks it; bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _guarded(operation: str, original: Any) -> Any:
     def call(self: socket.socket, address: Any, *args: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback_address(address):

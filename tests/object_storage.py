@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,12 @@ from typing import Any
 
 import requests
 
+from tests.loopback_only import free_port
+from tests.processes import end_process
+
 ACCESS_KEY = "camb-test-access-key"
 SECRET_KEY = "camb-test-secret-key"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MotoS3:
@@ -61,7 +57,7 @@ class MotoS3:
     def argv(self) -> list[str]:
         """The command that runs the server (chooses the port on first call)."""
         if not self.port:
-            self.port = _free_port()
+            self.port = free_port()
             self.endpoint_url = f"http://127.0.0.1:{self.port}"
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
@@ -97,14 +93,8 @@ class MotoS3:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            end_process(self.process)
 
     def connection_json(self) -> str:
         """An Airflow ``aws`` connection to this server (for ``AIRFLOW_CONN_<ID>``)."""

@@ -21,7 +21,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 from tests.debian import apt_install
+from tests.loopback_only import free_port
 
 USER = "airflow"
 DATABASE = "airflow"
@@ -74,12 +74,6 @@ def ensure_installed() -> Path:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     """One PostgreSQL server in a temporary data folder.
 
@@ -106,7 +100,7 @@ class PostgresServer:
     def prepare(self) -> list[str]:
         """Install if needed, ``initdb`` a fresh data folder; return the command that runs the server."""
         binaries = ensure_installed()
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="camb-postgres-"))
         if os.geteuid() == 0:
             try:

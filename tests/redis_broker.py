@@ -8,12 +8,14 @@ process. ``python -m tests.redis_broker install`` only makes sure the binary is 
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+
+from tests.debian import apt_install
+from tests.loopback_only import free_port
 
 
 class RedisError(RuntimeError):
@@ -25,29 +27,11 @@ def ensure_installed() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RedisError(
-            "redis-server is missing and cannot be installed here: install Debian's 'redis-server' package, "
-            "or run as root with apt-get."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
-    ):
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RedisError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    apt_install(["redis-server"], RedisError, "redis-server is")
     found = shutil.which("redis-server")
     if not found:
         raise RedisError("apt-get installed 'redis-server' but no redis-server binary was found.")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisBroker:
@@ -64,7 +48,7 @@ class RedisBroker:
 
     def argv(self) -> list[str]:
         binary = ensure_installed()
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 
     def wait_until_ready(self, timeout: float = 30.0) -> None:

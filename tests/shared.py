@@ -1,13 +1,16 @@
 """Test data and small helpers shared by the test modules: one copy of each.
 
-The fast-backoff connection to the stand-in is the ``camb_connection`` fixture of ``conftest.py``
-(``FAST_RETRIES`` below); everything here is plain data or a function over the stand-in's record.
+The fast-backoff connection to the stand-in is the ``camb_connection`` fixture of ``conftest.py``;
+``connect`` below makes it, and any other connection to a stand-in with other settings. Everything
+else here is plain data or a function over the stand-in's record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import json
 import socket
 import time
 import uuid
@@ -19,7 +22,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators.camb_result import CambResultOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
 from airflow_provider_camb.testing import CambStandIn
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 
 TEXT = "Hello from Airflow. This is how I sound."
 DESCRIPTION = (
@@ -47,6 +53,18 @@ class FakeTaskInstance:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+
+def connect(
+    monkeypatch: pytest.MonkeyPatch, standin: CambStandIn, conn_id: str = "camb_default", **extra: Any
+) -> CambStandIn:
+    """Make ``standin`` the Airflow connection ``conn_id`` (its environment variable).
+
+    Its extra is ``FAST_RETRIES`` updated with ``extra`` (``retries=1``, ``timeout=5``, ...).
+    """
+    conn = {**json.loads(standin.connection_json()), "extra": {**FAST_RETRIES, **extra}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return standin
 
 
 def context() -> dict[str, Any]:
@@ -130,12 +148,78 @@ def check_waited(result: Any, capfd: pytest.CaptureFixture[str], kind: str, defe
     return run_id, logs
 
 
+CREATE_AND_SAVE_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG, Asset
+from {module} import {create}, {save}
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    create = {create}(
+        task_id="create", {create_arguments},
+        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
+    )
+    {save}(
+        task_id="save", run_id=create.output, destination={destination!r}, outlets=[Asset("camb_{dag_id}")],
+        {save_arguments}
+    )
+"""
+
+
+def create_and_save_in_a_dag(
+    run_dag: Any,
+    standin: CambStandIn,
+    capfd: pytest.CaptureFixture[str],
+    destination: Path,
+    create: type[CambTaskOperator],
+    save: type[CambResultOperator],
+    create_arguments: str,
+    deferrable: bool,
+    *,
+    save_arguments: str = "",
+) -> tuple[Any, int, str]:
+    """Run ``CREATE_AND_SAVE_DAG``: ``create`` makes its CAMB task and waits for it, ``save`` saves the result.
+
+    The arguments of both operators are source text. The first status check sees PENDING, so the wait
+    really waits. Both tasks succeed, the wait deferred exactly when ``deferrable`` (``check_waited``),
+    and ``save`` has the outlet ``camb_<dag_id>``. Returns the ``dag.test()`` result, the run id and the logs.
+    The ``create_and_save`` fixture (conftest) passes the first four arguments.
+    """
+    pending_after_first_check(standin)
+    source = CREATE_AND_SAVE_DAG.format(
+        dag_id=f"{create.kind.name.replace('-', '_')}_flow_{next(ids)}",
+        module=create.__module__,
+        create=create.__name__,
+        save=save.__name__,
+        create_arguments=create_arguments,
+        save_arguments=save_arguments,
+        destination=str(destination),
+        deferrable=deferrable,
+    )
+    result = run_dag.run(source, register_assets=True)
+    assert result.task_states == {"create": "success", "save": "success"}
+    run_id, logs = check_waited(result, capfd, create.kind.name, deferrable)
+    return result, run_id, logs
+
+
 def pending_after_first_check(standin: CambStandIn, pending_seconds: float = 1.0) -> None:
     """Tasks created from now on stay PENDING for ``pending_seconds`` after their first status read.
 
     So the check before deferring always finds them PENDING, however long ``dag.test()`` takes to start.
     """
     standin.configure(pending_from_first_status=True, pending_seconds=pending_seconds)
+
+
+def text_to_voice_trigger(camb_task_id: Any, **kwargs: Any) -> CambTaskTrigger:
+    """A ``CambTaskTrigger`` for a text-to-voice task that polls at once and then every 0.2 s (unless told)."""
+    kwargs.setdefault("poll_interval", 0.2)
+    kwargs.setdefault("wait_before_first_poll", False)
+    return CambTaskTrigger(camb_task_id=camb_task_id, kind=TEXT_TO_VOICE.name, **kwargs)
+
+
+async def trigger_events(trigger: CambTaskTrigger, limit: float = 20.0) -> list[dict[str, Any]]:
+    """In the running loop: run ``trigger`` to its end; the payloads of its events. Fails after ``limit`` s."""
+    async with asyncio.timeout(limit):
+        return [dict(event.payload) async for event in trigger.run()]
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0, poll: float = 0.02) -> None:

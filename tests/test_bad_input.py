@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,17 +23,25 @@ from hypothesis import strategies as st
 
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.kinds._fields import MAX_INPUT_CHARS
-from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
-from tests.shared import DESCRIPTION, TEXT, assert_deferred, logged, run_id_of
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
+from tests.shared import (
+    DESCRIPTION,
+    TEXT,
+    assert_deferred,
+    ids,
+    logged,
+    run_id_of,
+    text_to_voice_trigger,
+    trigger_events,
+)
 
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 #: Task ids that would change the request if sent unencoded (no ``{``: the sensor's id is templated).
 AWKWARD_IDS = ["a/b", "..", "../status", "a/../b", "x?run_id=1", "x#frag", "two words", "ü-ñ-日本", "%2F", " lead"]
 #: Run ids that are not whole numbers, many of them path tricks.
 BAD_RUN_IDS = ["1/../2", "..", "12?x=1", "12#f", "1 2", "١٢", "abc", "1.5", "-4", ""]
-
-_ids = itertools.count()
 
 
 @pytest.fixture
@@ -131,7 +138,7 @@ OPERATOR_CASES = {
 def test_the_create_operator_fails_bad_input_clearly_without_retries_or_requests(
     run_dag: Any, camb_connection: Any, capfd: pytest.CaptureFixture[str], text: str, description: str, message: str
 ) -> None:
-    dag_id = f"bad_input_create_{next(_ids)}"
+    dag_id = f"bad_input_create_{next(ids)}"
     result = run_dag.run(CREATE_DAG.format(dag_id=dag_id, text=text, description=description))
     assert result.task_states == {"create": "failed"}
     assert result.tries["create"] == 1  # bad input cannot get better by retrying
@@ -142,13 +149,6 @@ def test_the_create_operator_fails_bad_input_clearly_without_retries_or_requests
 
 
 # --- task ids: encoded, and received exactly -------------------------------------------------------
-
-
-async def _trigger_events(trigger: TextToVoiceTrigger, limit: float) -> list[dict[str, Any]]:
-    async def collect() -> list[dict[str, Any]]:
-        return [event.payload async for event in trigger.run()]
-
-    return await asyncio.wait_for(collect(), limit)
 
 
 def _finish_after_first_check(standin: Any, camb_task_id: str) -> Future[None]:
@@ -172,8 +172,7 @@ def _finish_after_first_check(standin: Any, camb_task_id: str) -> Future[None]:
 def test_the_trigger_sends_awkward_task_ids_exactly_and_finds_the_task(camb_connection: Any, camb_task_id: str) -> None:
     camb_connection.add_task(task_id=camb_task_id, status="PENDING")
     finished = _finish_after_first_check(camb_connection, camb_task_id)
-    trigger = TextToVoiceTrigger(camb_task_id, poll_interval=0.2, wait_before_first_poll=False)
-    events = asyncio.run(_trigger_events(trigger, 20))
+    events = asyncio.run(trigger_events(text_to_voice_trigger(camb_task_id)))
     finished.result(timeout=5)
     assert [event["status"] for event in events] == ["SUCCESS"]
     assert events[0]["task_id"] == camb_task_id
@@ -186,11 +185,12 @@ def test_the_trigger_sends_awkward_task_ids_exactly_and_finds_the_task(camb_conn
 SENSOR_DAG = """
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    TextToVoiceStatusSensor(
-        task_id="wait", camb_task_id={camb_task_id!r}, poll_interval=0.5, deferrable=True, timeout=60
+    CambTaskSensor(
+        task_id="wait", kind="text-to-voice", camb_task_id={camb_task_id!r}, poll_interval=0.5, deferrable=True,
+        timeout=60,
     )
 """
 
@@ -201,7 +201,7 @@ def test_a_deferrable_sensor_waits_on_an_awkward_task_id_end_to_end(
     camb_task_id = "../a b/?x=1#ü"
     camb_connection.add_task(task_id=camb_task_id, status="PENDING")
     finished = _finish_after_first_check(camb_connection, camb_task_id)
-    result = run_dag.run(SENSOR_DAG.format(dag_id=f"bad_input_sensor_{next(_ids)}", camb_task_id=camb_task_id))
+    result = run_dag.run(SENSOR_DAG.format(dag_id=f"bad_input_sensor_{next(ids)}", camb_task_id=camb_task_id))
     finished.result(timeout=5)
     assert result.task_states == {"wait": "success"}
     assert result.xcom("wait") == run_id_of(camb_task_id)
@@ -213,8 +213,7 @@ def test_a_deferrable_sensor_waits_on_an_awkward_task_id_end_to_end(
 
 @pytest.mark.parametrize("camb_task_id", ["", "   ", 7, None, "x" * 1025])
 def test_the_trigger_refuses_a_bad_task_id_without_a_request(camb_connection: Any, camb_task_id: Any) -> None:
-    trigger = TextToVoiceTrigger(camb_task_id, poll_interval=0.2, wait_before_first_poll=False)
-    events = asyncio.run(_trigger_events(trigger, 10))
+    events = asyncio.run(trigger_events(text_to_voice_trigger(camb_task_id), 10))
     assert [event["outcome"] for event in events] == ["error"]
     assert events[0]["error_type"] == "CambInputError"
     assert "task id" in events[0]["message"]
@@ -230,12 +229,14 @@ MISSING_TASK_IDS = ["", " ", "None", "none", "null", " NULL ", "[]", "{}", None]
 def test_a_task_id_a_missing_xcom_left_is_refused_with_a_hint(hook: CambHook, camb_standin: Any, task_id: Any) -> None:
     with pytest.raises(CambInputError, match="upstream XCom that should hold it is probably missing"):
         hook.get_task_status("text-to-voice", task_id)
-    event = asyncio.run(_first_event(TextToVoiceTrigger(camb_task_id=task_id, poll_interval=0.05)))
+    event = asyncio.run(
+        _first_event(CambTaskTrigger(camb_task_id=task_id, poll_interval=0.05, kind=TEXT_TO_VOICE.name))
+    )
     assert event["outcome"] == "error" and "XCom" in event["message"]
     assert camb_standin.request_count() == 0
 
 
-async def _first_event(trigger: TextToVoiceTrigger) -> dict[str, Any]:
+async def _first_event(trigger: CambTaskTrigger) -> dict[str, Any]:
     async with asyncio.timeout(20):
         async for event in trigger.run():
             return dict(event.payload)
@@ -292,7 +293,7 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
 def test_the_result_operator_refuses_a_run_id_that_is_not_a_whole_number(
     run_dag: Any, camb_connection: Any, capfd: pytest.CaptureFixture[str], tmp_path: Path, run_id: str
 ) -> None:
-    source = RESULT_DAG.format(dag_id=f"bad_input_result_{next(_ids)}", run_id=run_id, destination=str(tmp_path))
+    source = RESULT_DAG.format(dag_id=f"bad_input_result_{next(ids)}", run_id=run_id, destination=str(tmp_path))
     result = run_dag.run(source)
     assert result.task_states == {"download": "failed"}
     assert result.tries["download"] == 1

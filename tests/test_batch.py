@@ -12,17 +12,15 @@ from airflow_provider_camb import _manifest
 from airflow_provider_camb.triggers import camb_batch
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 from tests.airflow_harness import AIRFLOW_3, asset_events
-from tests.shared import FAST_RETRIES, ids, sha256_of
+from tests.shared import ids, sha256_of
 
 
 @pytest.fixture
-def camb(camb_standin, monkeypatch):
+def camb(camb_connection, monkeypatch):
     """The stand-in as ``camb_default`` with fast retries; tasks pending 0.3 s; batch waits fire at once."""
-    conn = json.loads(camb_standin.connection_json())
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**conn, "extra": FAST_RETRIES}))
     monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
-    camb_standin.configure(pending_seconds=0.3)
-    return camb_standin
+    camb_connection.configure(pending_seconds=0.3)
+    return camb_connection
 
 
 BATCH_DAG = """

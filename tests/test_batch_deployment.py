@@ -26,12 +26,9 @@ from typing import Any
 
 import pytest
 
-from tests.deployment import AIRFLOW_3, S3_CONN_ID
+from tests.deployment import DEPLOYMENT_TESTS, S3_CONN_ID
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 ITEMS = 300
 KILLED_AFTER = 150

@@ -14,7 +14,7 @@ from airflow_provider_camb._batch_items import check_items, default_key, read_it
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TTS
-from tests.shared import FAST_RETRIES, sha256_of
+from tests.shared import sha256_of
 
 TTS_FIELDS = ("text", "voice_id", "language", "gender", "age")
 
@@ -194,13 +194,6 @@ def test_a_file_is_whole_only_with_its_recorded_size_and_sha256(tmp_path):
 # --- bulk results ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def camb(camb_standin, monkeypatch):
-    conn = json.loads(camb_standin.connection_json())
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({**conn, "extra": FAST_RETRIES}))
-    return camb_standin
-
-
 def finished_runs(standin, kind, count, **request):
     hook = CambHook()
     runs = [
@@ -211,45 +204,45 @@ def finished_runs(standin, kind, count, **request):
     return runs
 
 
-def test_speech_links_of_many_runs_come_in_bulk_requests_of_one_hundred(camb):
-    runs = finished_runs(camb, "tts", 150) + finished_runs(camb, "translated-tts", 3)
+def test_speech_links_of_many_runs_come_in_bulk_requests_of_one_hundred(camb_connection):
+    runs = finished_runs(camb_connection, "tts", 150) + finished_runs(camb_connection, "translated-tts", 3)
     links = CambHook().get_result_links("tts", runs)
     assert sorted(links) == sorted(runs)
-    bulk = camb.requests("bulk_result")
+    bulk = camb_connection.requests("bulk_result")
     assert [(r.path, len(r.json["run_ids"])) for r in bulk] == [("/tts-results", 100), ("/tts-results", 53)]
-    assert camb.requests("result") == []
-    assert all(link.startswith(camb.preview_base_url) for link in links.values())
+    assert camb_connection.requests("result") == []
+    assert all(link.startswith(camb_connection.preview_base_url) for link in links.values())
 
 
-def test_a_run_left_out_of_the_bulk_reply_is_asked_alone(camb):
-    (run,) = finished_runs(camb, "text-to-sound", 1)
+def test_a_run_left_out_of_the_bulk_reply_is_asked_alone(camb_connection):
+    (run,) = finished_runs(camb_connection, "text-to-sound", 1)
     unknown = run + 10_000  # the stand-in leaves unknown runs out, as CAMB may
-    camb.add_task(kind="text-to-sound", status="SUCCESS")
+    camb_connection.add_task(kind="text-to-sound", status="SUCCESS")
     links = CambHook().get_result_links("text-to-sound", [run])
     assert list(links) == [run]
-    assert [r.path for r in camb.requests("bulk_result")] == ["/text-to-sound-results"]
+    assert [r.path for r in camb_connection.requests("bulk_result")] == ["/text-to-sound-results"]
     with pytest.raises(Exception, match=f"run {unknown}"):
         CambHook().get_result_links("text-to-sound", [unknown])
-    assert camb.requests("result")[-1].path == f"/text-to-sound-result/{unknown}"
+    assert camb_connection.requests("result")[-1].path == f"/text-to-sound-result/{unknown}"
 
 
-def test_dubbing_results_come_in_bulk_in_both_shapes(camb):
-    one = finished_runs(camb, "dub", 1, target_languages=["fr-fr"])
-    two = finished_runs(camb, "dub", 1, target_languages=["fr-fr", "de-de"])
+def test_dubbing_results_come_in_bulk_in_both_shapes(camb_connection):
+    one = finished_runs(camb_connection, "dub", 1, target_languages=["fr-fr"])
+    two = finished_runs(camb_connection, "dub", 1, target_languages=["fr-fr", "de-de"])
     results = CambHook().get_dub_results(one + two)
     assert list(results[one[0]]) == [None]
     assert sorted(results[two[0]]) == ["de-de", "fr-fr"]
-    assert [r.path for r in camb.requests("bulk_result")] == ["/dubbing-results"]
+    assert [r.path for r in camb_connection.requests("bulk_result")] == ["/dubbing-results"]
 
 
-def test_a_bulk_request_is_asked_again_after_a_server_error_it_only_reads(camb):
-    runs = finished_runs(camb, "tts", 2)
-    camb.inject("http_503", endpoint="bulk_result")
+def test_a_bulk_request_is_asked_again_after_a_server_error_it_only_reads(camb_connection):
+    runs = finished_runs(camb_connection, "tts", 2)
+    camb_connection.inject("http_503", endpoint="bulk_result")
     assert sorted(CambHook().get_result_links("tts", runs)) == sorted(runs)
-    assert [r.status for r in camb.requests("bulk_result")] == [503, 200]
+    assert [r.status for r in camb_connection.requests("bulk_result")] == [503, 200]
 
 
-def test_the_stand_in_refuses_run_ids_that_are_not_integers(camb):
+def test_the_stand_in_refuses_run_ids_that_are_not_integers(camb_connection):
     from airflow_provider_camb.api import ApiRequest
     from airflow_provider_camb.exceptions import CambValidationError
 
@@ -278,23 +271,23 @@ def no_hold(monkeypatch):
     monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
 
 
-def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for_the_next(camb, no_hold):
+def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for_the_next(camb_connection, no_hold):
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 
-    quick = [camb.add_task(kind="tts", pending_seconds=0.2) for _ in range(2)]
-    slow = [camb.add_task(kind="tts", pending_seconds=3600) for _ in range(2)]
+    quick = [camb_connection.add_task(kind="tts", pending_seconds=0.2) for _ in range(2)]
+    slow = [camb_connection.add_task(kind="tts", pending_seconds=3600) for _ in range(2)]
     event = run_trigger(CambBatchTrigger("tts", quick + slow, poll_interval=0.1, enough=2, total=10, done=3))
     assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted(quick)
     assert {outcome["status"] for outcome in event["finished"]} == {"SUCCESS"}
     assert event["pending"] == 2 and event["creates_stopped"] is False
 
 
-def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb, no_hold):
+def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb_connection, no_hold):
     import time
 
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 
-    ids = [camb.add_task(kind="tts", pending_seconds=3600) for _ in range(3)]
+    ids = [camb_connection.add_task(kind="tts", pending_seconds=3600) for _ in range(3)]
     event = run_trigger(CambBatchTrigger("tts", ids, poll_interval=0.1, deadline=time.time() + 0.5))
     assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted(ids)
     assert {outcome["outcome"] for outcome in event["finished"]} == {"deadline"}
@@ -302,10 +295,10 @@ def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb, n
     assert event["pending"] == 0
 
 
-def test_a_task_the_batch_wait_cannot_read_ends_alone(camb, no_hold):
+def test_a_task_the_batch_wait_cannot_read_ends_alone(camb_connection, no_hold):
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 
-    known = camb.add_task(kind="tts", pending_seconds=0.2)
+    known = camb_connection.add_task(kind="tts", pending_seconds=0.2)
     event = run_trigger(CambBatchTrigger("tts", [known, "no-such-task"], poll_interval=0.1))
     by_task = {outcome["task_id"]: outcome for outcome in event["finished"]}
     assert by_task[known]["status"] == "SUCCESS"

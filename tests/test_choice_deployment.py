@@ -23,13 +23,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from tests.deployment import AIRFLOW_3, S3_CONN_ID, AirflowDeployment
+from tests.deployment import DEPLOYMENT_TESTS, S3_CONN_ID, AirflowDeployment
 from tests.object_storage import ACCESS_KEY, SECRET_KEY
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_dags" / "example_camb_design_keep_speak.py"
 DAG_ID = "example_camb_design_keep_speak"

@@ -15,12 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.deployment import AIRFLOW_3, DATABASES, AirflowDeployment
+from tests.deployment import DATABASES, DEPLOYMENT_TESTS, AirflowDeployment
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_dags" / "example_camb_text_to_voice.py"
 DAG_ID = "example_camb_text_to_voice"

@@ -1,8 +1,15 @@
-"""The 0.1.0 names: each still works and warns once, naming the new name; the 0.1.0 classes never warn."""
+"""The 0.1.0 names: each still works and warns once, naming the new name; the 0.1.0 classes never warn.
+
+The 0.1.0 classes (``TextToVoiceTrigger``, ``TextToVoiceStatusSensor``, ``TextToVoiceOperator``,
+``TextToVoiceResultOperator``) are tested here as names: what they do is the generic classes' behaviour,
+tested under the generic names in test_trigger, test_sensor and the operators' modules.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
 import warnings
 
 import pytest
@@ -11,6 +18,13 @@ from airflow_provider_camb import _deprecated
 from airflow_provider_camb.api import CambTaskStatus
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
+from airflow_provider_camb.operators.camb_result import CambResultOperator
+from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from tests.shared import assert_deferred, ids, logged, pending_after_first_check, run_id_of, trigger_events
 
 EVERY_MOVED_NAME = [
     (f"airflow_provider_camb.{module}", name) for module, names in _deprecated.MOVED.items() for name in names
@@ -92,3 +106,48 @@ def test_the_hook_methods_of_0_1_0_work_and_warn_once(camb_connection):
 def test_the_0_1_0_classes_never_warn(module, name):
     value, caught = first_use(module, name)
     assert caught == [] and isinstance(value, type)
+
+
+def test_the_0_1_0_trigger_serializes_under_its_own_name_without_a_kind(camb_connection):
+    trigger = TextToVoiceTrigger("task-1", "camb_default", poll_interval=7, deadline=1234.5)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_camb.triggers.text_to_voice.TextToVoiceTrigger"
+    assert "kind" not in kwargs  # the class says it, as in 0.1.0's rows
+    assert TextToVoiceTrigger(**kwargs).serialize() == (classpath, kwargs)
+    stored = json.dumps(kwargs)
+    assert camb_connection.api_key not in stored
+    assert "x-api-key" not in stored.lower() and "http" not in stored
+
+
+def test_the_0_1_0_trigger_waits_for_a_text_to_voice_task(camb_connection):
+    task_id = camb_connection.add_task(pending_seconds=0.3)
+    trigger = TextToVoiceTrigger(task_id, poll_interval=0.1, wait_before_first_poll=False)
+    (event,) = asyncio.run(trigger_events(trigger))
+    assert (event["status"], event["kind"], event["run_id"]) == ("SUCCESS", "text-to-voice", run_id_of(task_id))
+    assert {request.path for request in camb_connection.requests("status")} == {f"/text-to-voice/{task_id}"}
+
+
+SENSOR_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+
+with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
+    TextToVoiceStatusSensor(task_id="wait", camb_task_id={camb_task_id!r}, poll_interval=0.5, deferrable=True)
+"""
+
+
+def test_a_0_1_0_dag_with_the_sensor_waits_in_the_triggerer_and_pushes_the_run_id(run_dag, camb_connection, capfd):
+    pending_after_first_check(camb_connection)
+    task_id = camb_connection.add_task()
+    result = run_dag.run(SENSOR_DAG.format(dag_id=f"compat_sensor_{next(ids)}", camb_task_id=task_id))
+    assert result.task_states == {"wait": "success"}
+    assert result.xcom("wait") == result.xcom("wait", "run_id") == run_id_of(task_id)
+    assert_deferred(logged(capfd), task_id)
+
+
+def test_the_0_1_0_classes_are_the_generic_classes_for_text_to_voice():
+    sensor = TextToVoiceStatusSensor(task_id="wait", camb_task_id="t")
+    assert isinstance(sensor, CambTaskSensor) and sensor.kind == TEXT_TO_VOICE
+    assert issubclass(TextToVoiceOperator, CambTaskOperator) and TextToVoiceOperator.kind == TEXT_TO_VOICE
+    assert issubclass(TextToVoiceResultOperator, CambResultOperator)

@@ -21,11 +21,8 @@ from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDub
 from tests.airflow_harness import asset_events
 from tests.shared import (
     VIDEO,
-    check_waited,
     context,
     finished_run,
-    ids,
-    pending_after_first_check,
     run_id_of,
     sha256_of,
 )
@@ -179,30 +176,11 @@ def test_the_dub_result_parser_reads_both_shapes_and_refuses_links_of_other_sche
 
 # --- dag.test(): deferred dubbing, then the result --------------------------------------------------------
 
-DUB_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG, Asset
-from airflow_provider_camb.operators.dubbing import CambDubbingOperator, CambDubbingResultOperator
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    dub = CambDubbingOperator(
-        task_id="dub", video_url={video!r}, source_language="en-us", target_languages=["fr-fr", "de-de"],
-        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambDubbingResultOperator(
-        task_id="save", run_id=dub.output, destination={destination!r}, outlets=[Asset("camb_dubs_{dag_id}")]
-    )
-"""
-
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_dub_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"dub_flow_{next(ids)}"
-    source = DUB_DAG.format(dag_id=dag_id, video=VIDEO, destination=str(tmp_path), deferrable=deferrable)
-    result = run_dag.run(source, register_assets=True)
-    assert result.task_states == {"dub": "success", "save": "success"}
-    run_id, logs = check_waited(result, capfd, "dub", deferrable)
+def test_dub_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    dub = f"video_url={VIDEO!r}, source_language='en-us', target_languages=['fr-fr', 'de-de']"
+    result, run_id, logs = create_and_save(CambDubbingOperator, CambDubbingResultOperator, dub, deferrable)
     saved = result.xcom("save")
     assert set(saved) == {"fr-fr", "de-de"}
     for files in saved.values():
@@ -214,7 +192,12 @@ def test_dub_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferr
         for part in ("audio.wav", "video.mp4", "transcript.json")
     )
     ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)
-    assert (asset, task_id, extra["camb_kind"], extra["camb_run_id"]) == (f"camb_dubs_{dag_id}", "save", "dub", run_id)
+    assert (asset, task_id, extra["camb_kind"], extra["camb_run_id"]) == (
+        f"camb_{result.dag_id}",
+        "save",
+        "dub",
+        run_id,
+    )
     assert sorted(file["path"] for file in extra["files"]) == sorted(
         file["path"] for files in saved.values() for file in files.values()
     )

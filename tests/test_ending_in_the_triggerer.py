@@ -282,7 +282,6 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator
 from airflow_provider_camb.sensors.camb_task import CambTaskSensor
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 
 DESCRIPTION = "a calm and friendly narrator voice with a soft accent, speaking slowly and clearly " * 3
 with DAG("parsed", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
@@ -297,14 +296,17 @@ def test_an_unknown_kind_is_refused_when_the_dag_is_parsed():
 
 def test_a_mapped_wait_cannot_start_in_the_triggerer_and_the_error_shows_what_works():
     source = DAG_HEAD + (
-        "    TextToVoiceStatusSensor.partial(task_id='wait', start_from_trigger=True).expand(camb_task_id=['a', 'b'])\n"
+        "    CambTaskSensor.partial(task_id='wait', kind='text-to-voice', start_from_trigger=True)"
+        ".expand(camb_task_id=['a', 'b'])\n"
     )
     with pytest.raises(CambInputError, match=r"Drop start_from_trigger.*\.expand\(camb_task_id=create\.output\)"):
         parse(source)
 
 
 def test_a_mapped_wait_without_start_from_trigger_is_accepted():
-    source = DAG_HEAD + "    TextToVoiceStatusSensor.partial(task_id='wait').expand(camb_task_id=['a', 'b'])\n"
+    source = DAG_HEAD + (
+        "    CambTaskSensor.partial(task_id='wait', kind='text-to-voice').expand(camb_task_id=['a', 'b'])\n"
+    )
     dag = parse(source)["dag"]
     wait = dag.get_task("wait")
     assert type(wait).__name__ == "MappedOperator"
@@ -338,7 +340,9 @@ def test_a_plain_task_id_starts_in_the_triggerer_as_it_is():
 RENDERS = _triggerer_renders_templates()
 needs_3_3 = pytest.mark.skipif(not RENDERS, reason="the triggerer renders templates from Airflow 3.3")
 before_3_3 = pytest.mark.skipif(RENDERS, reason="Airflow 3.3+ renders templates in the triggerer")
-FROM_CREATE = "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, start_from_trigger=True)\n"
+FROM_CREATE = (
+    "    s = CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id=create.output, start_from_trigger=True)\n"
+)
 
 
 @needs_3_3
@@ -355,7 +359,9 @@ def test_the_create_tasks_xcom_is_pulled_for_one_map_index_in_the_triggerer():
 def test_a_jinja_pull_naming_its_map_index_is_kept():
     template = "{{ ti.xcom_pull(task_ids='create', map_indexes=-1) }}"
     sensor = parse(
-        DAG_HEAD + f"    s = TextToVoiceStatusSensor(task_id='w', camb_task_id={template!r}, start_from_trigger=True)\n"
+        DAG_HEAD
+        + f"    s = CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id={template!r}, "
+        + "start_from_trigger=True)\n"
     )["s"]
     assert sensor.start_trigger_args.trigger_kwargs["camb_task_id"] == template
 
@@ -364,7 +370,8 @@ def test_a_jinja_pull_naming_its_map_index_is_kept():
 def test_a_jinja_pull_without_a_map_index_is_refused_because_it_would_hang_in_the_triggerer():
     template = "{{ ti.xcom_pull(task_ids='create') }}"
     source = (
-        DAG_HEAD + f"    TextToVoiceStatusSensor(task_id='w', camb_task_id={template!r}, start_from_trigger=True)\n"
+        DAG_HEAD
+        + f"    CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id={template!r}, start_from_trigger=True)\n"
     )
     with pytest.raises(CambInputError, match=r"map_indexes=-1"):
         parse(source)
@@ -375,7 +382,7 @@ def test_the_xcom_of_a_mapped_create_is_refused_with_the_form_that_works():
     source = DAG_HEAD + (
         "    many = TextToVoiceOperator.partial(task_id='many', voice_description=DESCRIPTION)"
         ".expand(text=['a', 'b'])\n"
-        "    TextToVoiceStatusSensor(task_id='w', camb_task_id=many.output, start_from_trigger=True)\n"
+        "    CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id=many.output, start_from_trigger=True)\n"
     )
     with pytest.raises(CambInputError, match=r"\.partial\(\.\.\.\)\.expand\(camb_task_id=create\.output\)"):
         parse(source)
@@ -387,7 +394,8 @@ def test_before_3_3_a_templated_id_falls_back_to_deferring_from_a_worker_with_a_
         warnings.simplefilter("always")
         sensor = parse(
             DAG_HEAD
-            + "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, start_from_trigger=True)\n"
+            + "    s = CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id=create.output, "
+            + "start_from_trigger=True)\n"
         )["s"]
     assert sensor.start_from_trigger is False
     assert any("needs Airflow 3.3 or newer" in str(w.message) for w in caught)
@@ -416,7 +424,7 @@ def a_listener():
 
 
 def test_by_default_waits_end_in_the_triggerer_when_airflow_has_no_listeners():
-    namespace = parse(DAG_HEAD + "    s = TextToVoiceStatusSensor(task_id='w', camb_task_id='t')\n")
+    namespace = parse(DAG_HEAD + "    s = CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id='t')\n")
     assert namespace["s"].end_from_trigger is True and namespace["create"].end_from_trigger is True
 
 
@@ -424,7 +432,8 @@ def test_with_listeners_the_default_resumes_on_a_worker_so_airflow_loads_the_dag
     assert a_listener.has_listeners
     dag_file = tmp_path / "with_listeners.py"
     dag_file.write_text(
-        DAG_HEAD + "    TextToVoiceStatusSensor(task_id='w', camb_task_id=create.output, deferrable=True)\n"
+        DAG_HEAD
+        + "    CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id=create.output, deferrable=True)\n"
     )
     bag = dag_bag(dag_file)
     assert not bag.import_errors, bag.import_errors
@@ -432,7 +441,7 @@ def test_with_listeners_the_default_resumes_on_a_worker_so_airflow_loads_the_dag
     assert dag.get_task("w").end_from_trigger is False and dag.get_task("create").end_from_trigger is False
     explicit = tmp_path / "explicit.py"  # asked for explicitly, Airflow's own check refuses it, naming the fix
     explicit.write_text(
-        DAG_HEAD + "    TextToVoiceStatusSensor(task_id='w', camb_task_id='t', end_from_trigger=True)\n"
+        DAG_HEAD + "    CambTaskSensor(task_id='w', kind='text-to-voice', camb_task_id='t', end_from_trigger=True)\n"
     )
     assert "Set end_from_trigger=False" in str(dag_bag(explicit).import_errors)
 

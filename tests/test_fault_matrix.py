@@ -13,8 +13,6 @@ the triggerer's wait, whatever the machine's speed.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import re
 import time
 from collections.abc import Callable
@@ -26,10 +24,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_camb.testing import CambStandIn
-from tests.shared import DESCRIPTION, TEXT
+from tests.shared import DESCRIPTION, TEXT, connect, ids
 
 RETRIES = 3
-FAST_RETRIES: dict[str, float] = {"retries": RETRIES, "backoff": 0.05, "backoff_max": 0.5}
+RETRY_SETTINGS: dict[str, float] = {"retries": RETRIES, "backoff": 0.05, "backoff_max": 0.5}
 POLL_INTERVAL = 0.5
 RATE_LIMIT_SECONDS = 2
 OUTAGE_SECONDS = 3.0
@@ -41,12 +39,13 @@ import pendulum
 from datetime import timedelta
 from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
     create = TextToVoiceOperator(task_id="create", text={text!r}, voice_description={description!r})
-    wait = TextToVoiceStatusSensor(
+    wait = CambTaskSensor(
         task_id="wait",
+        kind="text-to-voice",
         camb_task_id=create.output,
         poll_interval={poll_interval},
         deferrable=True,
@@ -63,8 +62,6 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
         retry_delay=timedelta(seconds=0),
     )
 """
-
-_ids = itertools.count()
 
 
 # --- the matrix ------------------------------------------------------------------------------------
@@ -308,12 +305,10 @@ def _run_case(
 ) -> Outcome:
     case = CASES[name]
     standin = camb_standin_factory(pending_seconds=3600)  # created tasks wait for the driver
-    conn = json.loads(standin.connection_json())
-    conn["extra"] = {**FAST_RETRIES, **case.connection_extra}
     destination = tmp_path_factory.mktemp(f"fault-{name}") / "voices"
     sensor = {"timeout": 60, "soft_fail": False, "retries": 0, **case.sensor}
     source = WORKFLOW.format(
-        dag_id=f"fault_{name}_{next(_ids)}",
+        dag_id=f"fault_{name}_{next(ids)}",
         text=TEXT,
         description=DESCRIPTION,
         poll_interval=POLL_INTERVAL,
@@ -325,7 +320,7 @@ def _run_case(
     )
     capfd.readouterr()
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
+        connect(env, standin, **{**RETRY_SETTINGS, **case.connection_extra})
         driver = _drive(standin, case)
         result = run_dag.run(source)
     camb_task_id = driver.result(timeout=5)

@@ -28,7 +28,7 @@ from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb.exceptions import CambConnectionError, CambInputError
 from airflow_provider_camb.operators.text_to_voice import CambCreateCustomVoiceOperator, TextToVoiceResultOperator
 from tests.object_storage import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
-from tests.shared import FIRST_VOICE_ID, context, finished_run, ids
+from tests.shared import DESCRIPTION, FIRST_VOICE_ID, TEXT, context, finished_run, ids
 
 CONN_ID = "camb_s3"
 
@@ -65,11 +65,8 @@ from airflow_provider_camb.operators.text_to_voice import (
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
     create = TextToVoiceOperator(
         task_id="create",
-        text="Hello from Airflow. This is how I sound.",
-        voice_description=(
-            "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and "
-            "clearly, with a gentle and friendly tone suited to bedtime stories."
-        ),
+        text={text!r},
+        voice_description={description!r},
         wait_for_completion=True,
         poll_interval=0.3,
     )
@@ -89,7 +86,12 @@ HOW = {
 def test_previews_are_whole_objects_in_s3_with_the_sha256_of_the_xcom(
     run_dag, camb_connection, s3_connection, bucket, how
 ):
-    source = FLOW_DAG.format(dag_id=f"object_storage_flow_{next(ids)}", destination=how.format(bucket=bucket))
+    source = FLOW_DAG.format(
+        dag_id=f"object_storage_flow_{next(ids)}",
+        text=TEXT,
+        description=DESCRIPTION,
+        destination=how.format(bucket=bucket),
+    )
     result = run_dag.run(source)
 
     assert result.task_states == {"create": "success", "download": "success", "keep": "success"}

@@ -71,14 +71,6 @@ def use_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "camb_test", 
     return CambHook(conn_id)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def runtime_hooks() -> Any:
     """The hook registry that builds hooks from connections: the task SDK's on Airflow 3."""
     if AIRFLOW_3:
@@ -268,7 +260,7 @@ def test_test_connection_fails_on_a_wrong_key_naming_the_key_problem_not_the_key
 
 
 def test_test_connection_fails_when_nothing_listens_at_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = use_connection(monkeypatch, host=f"http://127.0.0.1:{free_port()}", password="k", extra=FAST)
+    hook = use_connection(monkeypatch, host=f"http://127.0.0.1:{loopback_only.free_port()}", password="k", extra=FAST)
     ok, message = hook.test_connection()
     assert ok is False
     assert message.startswith("Could not reach CAMB") and "base URL" in message

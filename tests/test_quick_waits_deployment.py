@@ -30,13 +30,11 @@ from typing import Any
 import pytest
 import requests
 
-from tests.deployment import AIRFLOW_3
+from tests.deployment import DEPLOYMENT_TESTS
+from tests.deployment_dags import mapped_create_wait_download, waits_for_listed_tasks
 from tests.shared import DESCRIPTION
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 VOICES = 40
 RUNS = 3
@@ -49,31 +47,7 @@ OPENLINEAGE_DISABLED = "AIRFLOW__OPENLINEAGE__DISABLED"
 
 
 QUICK_DAG_ID = "camb_quick_waits"
-QUICK_DAG = f"""
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG(
-    "{QUICK_DAG_ID}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    max_active_tasks=256,
-    params={{"camb_task_ids": [], "destination": "/tmp/unused"}},
-) as dag:
-
-    @task
-    def camb_task_ids(params=None) -> list:
-        return list(params["camb_task_ids"])
-
-    wait = TextToVoiceStatusSensor.partial(task_id="wait", poll_interval=1, deferrable=True, timeout=900).expand(
-        camb_task_id=camb_task_ids()
-    )
-    TextToVoiceResultOperator.partial(task_id="download", destination="{{{{ params.destination }}}}").expand(
-        run_id=wait.output
-    )
-"""
+QUICK_DAG = waits_for_listed_tasks(QUICK_DAG_ID, poll_interval=1, timeout=900, max_active_tasks=256)
 
 START_DAG_ID = "camb_start_in_triggerer"
 START_DAG = f"""
@@ -94,34 +68,6 @@ with DAG("{START_DAG_ID}", start_date=pendulum.datetime(2024, 1, 1), schedule=No
         start_from_trigger=True,
         timeout=600,
     ).set_upstream(create)
-"""
-
-
-RESUME_DAG = """
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG(
-    "{dag_id}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    max_active_tasks=256,
-    params={{"destination": "/tmp/unused"}},
-) as dag:
-
-    @task
-    def texts() -> list:
-        return [f"Voice number {{i}} says hello." for i in range({voices})]
-
-    create = TextToVoiceOperator.partial(task_id="create", voice_description={description!r}).expand(text=texts())
-    wait = TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval=1, deferrable=True, timeout=900{wait_arguments}
-    ).expand(camb_task_id=create.output)
-    TextToVoiceResultOperator.partial(task_id="download", destination="{{{{ params.destination }}}}").expand(
-        run_id=wait.output
-    )
 """
 
 
@@ -242,7 +188,9 @@ def run_resuming_waits_three_times(airflow: Any, dag_id: str, wait_arguments: st
     Every task of every run succeeds; each wait ran on a worker twice (deferred, resumed) and held its
     event, so each CAMB task ended inside the margin: the race was on, every time.
     """
-    source = RESUME_DAG.format(dag_id=dag_id, voices=VOICES, description=DESCRIPTION, wait_arguments=wait_arguments)
+    source = mapped_create_wait_download(
+        dag_id, voices=VOICES, poll_interval=1, timeout=900, max_active_tasks=256, wait_arguments=wait_arguments
+    )
     airflow.add_dag(f"{dag_id}.py", source)
     destinations = []
     for number in range(RUNS):

@@ -1,7 +1,7 @@
 """One rate limit per API key across every wait in one event loop (a triggerer), over real HTTP.
 
 The stand-in's per-key limit (N requests per second, then 429 with Retry-After) plays CAMB's
-unpublished limit. Waits run as ``TextToVoiceTrigger.run()`` tasks of one loop, as in a triggerer.
+unpublished limit. Waits run as ``CambTaskTrigger.run()`` tasks of one loop, as in a triggerer.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow_provider_camb.exceptions import CambInputError, CambRateLimitError, CambWaitTimeoutError
 from airflow_provider_camb.hooks import _rate_limit
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechResultOperator
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 from airflow_provider_camb.settings import CambSettings, settings_from
 from airflow_provider_camb.testing import CambStandIn, RecordedRequest
-from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from tests.shared import FAST_RETRIES, context, finished_run, ids
 from tests.virtual_clock import VirtualClock
 
@@ -48,19 +49,22 @@ def count_settings_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return reads
 
 
-async def wait_for(trigger: TextToVoiceTrigger) -> dict[str, Any]:
+async def wait_for(trigger: CambTaskTrigger) -> dict[str, Any]:
     events = [event.payload async for event in trigger.run()]
     assert len(events) == 1, events
     payload: dict[str, Any] = events[0]
     return payload
 
 
-def waits(task_ids: list[str], conn_id: str, **kwargs: Any) -> list[TextToVoiceTrigger]:
+def waits(task_ids: list[str], conn_id: str, **kwargs: Any) -> list[CambTaskTrigger]:
     kwargs.setdefault("wait_before_first_poll", False)
-    return [TextToVoiceTrigger(camb_task_id=task_id, camb_conn_id=conn_id, **kwargs) for task_id in task_ids]
+    return [
+        CambTaskTrigger(camb_task_id=task_id, camb_conn_id=conn_id, kind=TEXT_TO_VOICE.name, **kwargs)
+        for task_id in task_ids
+    ]
 
 
-def run_all(*groups: list[TextToVoiceTrigger], during: Callable[[], Any] | None = None) -> list[list[dict[str, Any]]]:
+def run_all(*groups: list[CambTaskTrigger], during: Callable[[], Any] | None = None) -> list[list[dict[str, Any]]]:
     """Run every trigger to its event in one loop (``during``, if given, runs alongside); events per group."""
 
     async def main() -> list[list[dict[str, Any]]]:
@@ -165,7 +169,7 @@ def test_a_wait_held_back_past_its_deadline_ends_as_a_sensor_timeout(camb_standi
     assert event["outcome"] == "deadline"
     assert "held back" in event["message"] and camb_standin.api_key not in event["message"]
     assert [r.status for r in camb_standin.requests("status")] == [429]  # the held-back wait sent nothing
-    sensor = TextToVoiceStatusSensor(task_id="wait", camb_task_id=task, timeout=1)
+    sensor = CambTaskSensor(task_id="wait", kind=TEXT_TO_VOICE, camb_task_id=task, timeout=1)
     with pytest.raises(CambWaitTimeoutError, match=r"rate limit of this API key .* held back") as caught:
         sensor.execute_complete(context(), event)
     assert isinstance(caught.value, AirflowSensorTimeout)  # Airflow's sensor timeout: no retries
@@ -228,10 +232,10 @@ def test_speech_streamed_from_the_api_waits_out_a_429(camb_standin, monkeypatch,
 POKE_DAG = """
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    TextToVoiceStatusSensor(task_id="wait", camb_task_id={task_id!r}, poll_interval=0.5, mode="poke")
+    CambTaskSensor(task_id="wait", kind="text-to-voice", camb_task_id={task_id!r}, poll_interval=0.5, mode="poke")
 """
 
 

@@ -31,13 +31,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.deployment import AIRFLOW_3
+from tests.deployment import DEPLOYMENT_TESTS
+from tests.deployment_dags import create_wait_download, waits_for_listed_tasks
 from tests.shared import listening, wait_until
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 POLL_INTERVAL = 4
 OUTAGE_SECONDS = 30
@@ -47,27 +45,7 @@ LOAD = 200
 STARTED_WAIT_TIMEOUT = 150
 
 WAIT_DAG_ID = "camb_resilience_wait"
-WAIT_DAG = f"""
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG(
-    "{WAIT_DAG_ID}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    max_active_tasks=1024,
-    params={{"camb_task_ids": []}},
-) as dag:
-
-    @task
-    def camb_task_ids(params=None) -> list:
-        return list(params["camb_task_ids"])
-
-    TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval={POLL_INTERVAL}, deferrable=True, timeout=1800
-    ).expand(camb_task_id=camb_task_ids())
-"""
+WAIT_DAG = waits_for_listed_tasks(WAIT_DAG_ID, poll_interval=POLL_INTERVAL, timeout=1800, download=False)
 
 STARTED_DAG_ID = "camb_resilience_started_in_the_triggerer"
 STARTED_DAG = f"""
@@ -87,31 +65,7 @@ with DAG("{STARTED_DAG_ID}", start_date=pendulum.datetime(2024, 1, 1), schedule=
 """
 
 WORKFLOW_DAG_ID = "camb_resilience_workflow"
-WORKFLOW_DAG = f"""
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG(
-    "{WORKFLOW_DAG_ID}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    params={{"destination": "/tmp/unused"}},
-) as dag:
-    create = TextToVoiceOperator(
-        task_id="create",
-        text="Hello from Airflow. This is how I sound.",
-        voice_description=(
-            "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and "
-            "clearly, with a gentle and friendly tone suited to bedtime stories."
-        ),
-    )
-    wait = TextToVoiceStatusSensor(
-        task_id="wait", camb_task_id=create.output, poll_interval={POLL_INTERVAL}, deferrable=True, timeout=600
-    )
-    TextToVoiceResultOperator(task_id="download", run_id=wait.output, destination="{{{{ params.destination }}}}")
-"""
+WORKFLOW_DAG = create_wait_download(WORKFLOW_DAG_ID, poll_interval=POLL_INTERVAL)
 
 
 @pytest.fixture(scope="module")

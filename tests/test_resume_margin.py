@@ -23,9 +23,9 @@ from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 from airflow_provider_camb.triggers._resume_margin import DEFAULT_RESUME_MARGIN, resume_hold
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
+from tests.shared import DESCRIPTION, text_to_voice_trigger
 
 HOLDING = "Resuming the Airflow task on a worker in"
-DESCRIPTION = "a calm and friendly narrator voice with a soft accent, speaking slowly and clearly " * 3
 
 
 def in_a_triggerer(trigger: CambTaskTrigger) -> CambTaskTrigger:
@@ -76,14 +76,7 @@ def test_an_event_that_resumes_on_a_worker_leaves_no_sooner_than_the_margin(camb
     task_id = camb_connection.add_task(status=status)
     deferred_at = time.time()
     trigger = in_a_triggerer(
-        CambTaskTrigger(
-            task_id,
-            kind="text-to-voice",
-            poll_interval=0.1,
-            wait_before_first_poll=False,
-            deferred_at=deferred_at,
-            resume_margin=1.5,
-        )
+        text_to_voice_trigger(task_id, poll_interval=0.1, deferred_at=deferred_at, resume_margin=1.5)
     )
     event, left = first_event(trigger)
     assert event.payload["status"] == status
@@ -94,14 +87,8 @@ def test_an_event_that_resumes_on_a_worker_leaves_no_sooner_than_the_margin(camb
 def test_a_wait_that_ends_in_the_triggerer_fires_at_once(camb_connection, capfd):
     task_id = camb_connection.add_task(status="SUCCESS")
     trigger = in_a_triggerer(
-        CambTaskTrigger(
-            task_id,
-            kind="text-to-voice",
-            poll_interval=0.1,
-            wait_before_first_poll=False,
-            end_from_trigger=True,
-            deferred_at=time.time(),
-            resume_margin=3600,
+        text_to_voice_trigger(
+            task_id, poll_interval=0.1, end_from_trigger=True, deferred_at=time.time(), resume_margin=3600
         )
     )
     event, _ = first_event(trigger)
@@ -112,11 +99,9 @@ def test_a_wait_that_ends_in_the_triggerer_fires_at_once(camb_connection, capfd)
 def test_without_a_triggerer_nothing_is_held(camb_connection, capfd):
     # dag.test() runs triggers inline: no scheduler, no stale exit to wait out.
     task_id = camb_connection.add_task(status="ERROR")
-    trigger = CambTaskTrigger(
+    trigger = text_to_voice_trigger(
         task_id,
-        kind="text-to-voice",
         poll_interval=0.1,
-        wait_before_first_poll=False,
         deferred_at=time.time(),
         resume_margin=3600,
     )

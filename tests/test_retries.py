@@ -8,7 +8,6 @@ what an earlier try created fails without retries. ``tests/test_retries_deployme
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import threading
@@ -22,14 +21,9 @@ import pytest
 
 from airflow_provider_camb.testing import CambStandIn
 from tests.airflow_harness import HAS_TASK_STATE_STORE as HAS_STORE
+from tests.shared import DESCRIPTION, TEXT, connect, ids
 
-TEXT = "Welcome aboard. Sit back, relax, and enjoy the journey with us today."
-DESCRIPTION = (
-    "A warm and friendly middle-aged female narrator with a calm, steady pace, a soft British accent and a "
-    "clear, reassuring tone, suited to travel announcements and audiobooks."
-)
 PROJECT = "retries-and-billing"
-_ids = itertools.count()
 
 DAG = """
 import pendulum
@@ -54,21 +48,8 @@ def create_arguments(options: str = "") -> str:
 
 
 def run(run_dag: Any, arguments: str, operator: str = "TextToVoiceOperator", prelude: str = "") -> Any:
-    source = DAG.format(dag_id=f"retries_{next(_ids)}", operator=operator, arguments=arguments, prelude=prelude)
+    source = DAG.format(dag_id=f"retries_{next(ids)}", operator=operator, arguments=arguments, prelude=prelude)
     return run_dag.run(source)
-
-
-def connect(monkeypatch: pytest.MonkeyPatch, standin: CambStandIn, **extra: Any) -> None:
-    """The stand-in as ``camb_default``, with fast retries inside one try."""
-    conn = json.loads(standin.connection_json())
-    conn["extra"] = {"retries": 2, "backoff": 0.01, "backoff_max": 0.05, **extra}
-    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", json.dumps(conn))
-
-
-@pytest.fixture
-def camb(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) -> CambStandIn:
-    connect(monkeypatch, camb_standin)
-    return camb_standin
 
 
 def logs(capfd: pytest.CaptureFixture[str]) -> str:
@@ -96,7 +77,7 @@ def test_a_create_whose_reply_comes_too_late_fails_without_retries(run_dag, camb
     assert_fails_closed(result, output, tries=1)
     assert "CAMB may have created a text-to-voice task" in output
     assert "the create request was sent at" in output
-    assert f"in project {PROJECT!r} whose text starts 'Welcome aboard. Sit back" in output
+    assert f"in project {PROJECT!r} whose text starts {TEXT!r}" in output
 
 
 @pytest.mark.parametrize(
@@ -104,34 +85,34 @@ def test_a_create_whose_reply_comes_too_late_fails_without_retries(run_dag, camb
     [("drop", "CambConnectionError"), ("http_502", "HTTP 502"), ("malformed_json", "not JSON")],
     ids=["reset after send", "5xx after send", "2xx that is not JSON"],
 )
-def test_every_uncertain_create_fails_without_retries(run_dag, camb, capfd, fault, cause):
-    camb.inject(fault, endpoint="create", act=True)
+def test_every_uncertain_create_fails_without_retries(run_dag, camb_connection, capfd, fault, cause):
+    camb_connection.inject(fault, endpoint="create", act=True)
     result = run(run_dag, create_arguments())
     output = logs(capfd)
-    assert camb.task_count() == 1
+    assert camb_connection.task_count() == 1
     assert_fails_closed(result, output, tries=1)
     assert cause in output
 
 
-def test_retry_uncertain_create_lets_a_retry_create_a_new_task(run_dag, camb, capfd):
-    camb.inject("drop", endpoint="create", act=True)
+def test_retry_uncertain_create_lets_a_retry_create_a_new_task(run_dag, camb_connection, capfd):
+    camb_connection.inject("drop", endpoint="create", act=True)
     result = run(run_dag, create_arguments("retry_uncertain_create=True,"))
     output = logs(capfd)
     assert result.task_states == {"create": "success"}
     assert result.tries["create"] == 2
-    assert camb.task_count() == 2  # opted in: the first one may be paid for too
+    assert camb_connection.task_count() == 2  # opted in: the first one may be paid for too
     assert "retry_uncertain_create=True, so going on" in output
 
 
-def test_a_create_camb_refused_is_retried_by_airflow(run_dag, camb, capfd):
-    camb.inject("unauthorized", endpoint="create")  # a refusal: certainly nothing was created
+def test_a_create_camb_refused_is_retried_by_airflow(run_dag, camb_connection, capfd):
+    camb_connection.inject("unauthorized", endpoint="create")  # a refusal: certainly nothing was created
     result = run(run_dag, create_arguments())
     if HAS_STORE:
         assert result.task_states == {"create": "success"}
         assert result.tries["create"] == 2
     else:
         assert_fails_closed(result, logs(capfd), tries=2)  # the retry cannot know what try 1 did
-    assert camb.task_count() == int(HAS_STORE)
+    assert camb_connection.task_count() == int(HAS_STORE)
 
 
 # --- 2. waiting on the worker, with an execution_timeout shorter than CAMB's work ---------------------------
@@ -142,12 +123,12 @@ def test_a_create_camb_refused_is_retried_by_airflow(run_dag, camb, capfd):
     reason="Airflow 2's dag.test() stops at AirflowTaskTimeout (a BaseException there); the lost-worker test "
     "shows what a retry does on 2.11",
 )
-def test_a_worker_wait_cut_by_execution_timeout_reattaches(run_dag, camb, capfd):
-    camb.configure(pending_reads=2)  # PENDING for try 1's read and try 2's reattach, then SUCCESS
+def test_a_worker_wait_cut_by_execution_timeout_reattaches(run_dag, camb_connection, capfd):
+    camb_connection.configure(pending_reads=2)  # PENDING for try 1's read and try 2's reattach, then SUCCESS
     options = "wait_for_completion=True, deferrable=False, poll_interval=60, execution_timeout=timedelta(seconds=3),"
     result = run(run_dag, create_arguments(options))
     output = logs(capfd)
-    assert camb.task_count() == 1
+    assert camb_connection.task_count() == 1
     assert result.task_states == {"create": "success"}
     assert result.tries["create"] >= 2
     assert "Try 2 reattaches to CAMB text-to-voice task" in output
@@ -157,13 +138,13 @@ def test_a_worker_wait_cut_by_execution_timeout_reattaches(run_dag, camb, capfd)
 # --- 3. deferrable, and the first status reads answer 404 (the task is not readable yet) ---------------
 
 
-def test_a_404_just_after_the_create_is_read_again_in_the_worker_and_the_triggerer(run_dag, camb):
-    camb.inject("not_found", endpoint="status", times=5)  # 3 for the worker's check, 2 for the trigger
+def test_a_404_just_after_the_create_is_read_again_in_the_worker_and_the_triggerer(run_dag, camb_connection):
+    camb_connection.inject("not_found", endpoint="status", times=5)  # 3 for the worker's check, 2 for the trigger
     result = run(run_dag, create_arguments("wait_for_completion=True, deferrable=True, poll_interval=0.3,"))
     assert result.task_states == {"create": "success"}
     assert result.tries["create"] == 1
-    assert camb.task_count() == 1
-    statuses = [request.status for request in camb.requests("status")]
+    assert camb_connection.task_count() == 1
+    statuses = [request.status for request in camb_connection.requests("status")]
     assert statuses[:5] == [404] * 5 and statuses[-1] == 200
 
 
@@ -184,11 +165,11 @@ class DiesAfterTheCreate(TextToVoiceOperator):
 """
 
 
-def test_a_worker_lost_after_the_create_reply_reattaches(run_dag, camb, capfd):
+def test_a_worker_lost_after_the_create_reply_reattaches(run_dag, camb_connection, capfd):
     arguments = create_arguments("wait_for_completion=True, deferrable=False, poll_interval=0.3,")
     result = run(run_dag, arguments, operator="DiesAfterTheCreate", prelude=DIES_AFTER_THE_CREATE)
     output = logs(capfd)
-    assert camb.task_count() == 1
+    assert camb_connection.task_count() == 1
     assert "the worker was lost (emulated)" in output
     if HAS_STORE:
         assert result.task_states == {"create": "success"}
@@ -199,18 +180,18 @@ def test_a_worker_lost_after_the_create_reply_reattaches(run_dag, camb, capfd):
         assert "Try 2 cannot know whether an earlier try of this task created a text-to-voice task" in output
 
 
-def test_an_earlier_task_that_ended_in_error_is_replaced(run_dag, camb, capfd):
-    camb.configure(outcome="ERROR", pending_seconds=0.3)
+def test_an_earlier_task_that_ended_in_error_is_replaced(run_dag, camb_connection, capfd):
+    camb_connection.configure(outcome="ERROR", pending_seconds=0.3)
     result = run(run_dag, create_arguments("wait_for_completion=True, deferrable=False, poll_interval=0.2,"))
     output = logs(capfd)
     assert result.task_states == {"create": "failed"}
     if HAS_STORE:
         assert result.tries["create"] == 3
-        assert camb.task_count() == 3  # that is what retries are for: each try's task ended in ERROR
+        assert camb_connection.task_count() == 3  # that is what retries are for: each try's task ended in ERROR
         assert "ended with ERROR: try 2 creates a new one" in output
     else:
         assert_fails_closed(result, output, tries=2)
-        assert camb.task_count() == 1
+        assert camb_connection.task_count() == 1
 
 
 # --- 5. CambCreateCustomVoiceOperator -----------------------------------------------------------------------
@@ -259,10 +240,10 @@ class LostAfterTheVoice(CambCreateCustomVoiceOperator):
 """
 
 
-def test_a_custom_voice_retry_returns_the_voice_of_the_earlier_try(run_dag, camb, capfd, tmp_path):
+def test_a_custom_voice_retry_returns_the_voice_of_the_earlier_try(run_dag, camb_connection, capfd, tmp_path):
     result = run(run_dag, voice_arguments(tmp_path), operator="LostAfterTheVoice", prelude=LOST_AFTER_THE_VOICE)
     output = logs(capfd)
-    assert camb.voice_count() == 1
+    assert camb_connection.voice_count() == 1
     if HAS_STORE:
         assert result.task_states == {"create": "success"}
         assert result.xcom("create") == 5000  # the stand-in's first voice id
@@ -310,10 +291,10 @@ class KeyRotation(threading.Thread):
 
 
 @pytest.mark.parametrize(("deferrable", "reads"), [(False, 1), (True, 2)], ids=["worker", "triggerer"])
-def test_a_key_rotated_while_a_wait_runs_is_read_again(run_dag, camb, capfd, deferrable, reads):
-    camb.configure(pending_seconds=3600)  # PENDING until the rotation has been seen
-    old_key = camb.api_key
-    rotation = KeyRotation(camb, reads)  # in the triggerer: after its first poll with the old key
+def test_a_key_rotated_while_a_wait_runs_is_read_again(run_dag, camb_connection, capfd, deferrable, reads):
+    camb_connection.configure(pending_seconds=3600)  # PENDING until the rotation has been seen
+    old_key = camb_connection.api_key
+    rotation = KeyRotation(camb_connection, reads)  # in the triggerer: after its first poll with the old key
     rotation.start()
     result = run(run_dag, create_arguments(f"wait_for_completion=True, deferrable={deferrable}, poll_interval=0.2,"))
     rotation.join(timeout=30)
@@ -321,16 +302,16 @@ def test_a_key_rotated_while_a_wait_runs_is_read_again(run_dag, camb, capfd, def
     assert rotation.failure is None, rotation.failure
     assert result.task_states == {"create": "success"}
     assert result.tries["create"] == 1
-    assert camb.task_count() == 1
+    assert camb_connection.task_count() == 1
     assert "holds another key now (rotated?): sending again with it" in output
-    assert old_key not in output and camb.api_key not in output
+    assert old_key not in output and camb_connection.api_key not in output
 
 
 # --- what clearing a task does to the store ------------------------------------------------------------------
 
 
 @pytest.mark.skipif(not HAS_STORE, reason="the task state store came with Airflow 3.3")
-def test_clearing_a_task_leaves_its_store_and_raises_max_tries(run_dag, camb):
+def test_clearing_a_task_leaves_its_store_and_raises_max_tries(run_dag, camb_connection):
     """Airflow's clear keeps the task state store (only ``clear_on_success`` empties it) and raises
     ``max_tries``: the record's generation no longer matches, so the rerun creates a new task."""
     from airflow.models import DagRun, TaskInstance
@@ -387,7 +368,7 @@ class FirstTry:
 
 
 @pytest.mark.parametrize("kind", EVERY_CREATE)
-def test_every_create_operator_fails_without_retries_after_an_uncertain_create(camb, kind):
+def test_every_create_operator_fails_without_retries_after_an_uncertain_create(camb_connection, kind):
     import airflow_provider_camb.operators.dubbing as dubbing
     import airflow_provider_camb.operators.text_to_sound as text_to_sound
     import airflow_provider_camb.operators.text_to_speech as text_to_speech
@@ -397,31 +378,31 @@ def test_every_create_operator_fails_without_retries_after_an_uncertain_create(c
     name, fields, look_for = EVERY_CREATE[kind]
     modules = (text_to_voice, text_to_speech, dubbing, text_to_sound)
     operator_class = next(getattr(module, name) for module in modules if hasattr(module, name))
-    camb.inject("http_500", endpoint="create", act=True)
+    camb_connection.inject("http_500", endpoint="create", act=True)
     operator = operator_class(task_id="create", project_name=PROJECT, **fields)
     with pytest.raises(CambUncertainCreateError) as error:
         operator.execute({"ti": FirstTry()})
     assert f"in project {PROJECT!r} {look_for}" in str(error.value)
     assert "secret" not in str(error.value)  # a media link may be a bearer link: its host only
     assert f"retry_uncertain_create=True on {name}" in str(error.value)
-    assert camb.task_count() == 1
+    assert camb_connection.task_count() == 1
 
 
-def test_a_404_after_the_read_after_create_window_is_final(camb):
+def test_a_404_after_the_read_after_create_window_is_final(camb_connection):
     from airflow_provider_camb.exceptions import CambNotFoundError, CambNotReadableYetError
     from airflow_provider_camb.hooks.camb import CambHook
 
-    task_id = camb.add_task()
+    task_id = camb_connection.add_task()
     hook = CambHook()
     hook.note_created(task_id, time.time() - 31)
-    camb.inject("not_found", endpoint="status")
+    camb_connection.inject("not_found", endpoint="status")
     with pytest.raises(CambNotFoundError) as error:
         hook.get_task_status("text-to-voice", task_id)
     assert not isinstance(error.value, CambNotReadableYetError)
-    assert camb.request_count("status") == 1  # not retried
+    assert camb_connection.request_count("status") == 1  # not retried
 
 
-def test_a_trigger_row_keeps_the_creation_time_and_rows_without_it_still_load(camb):
+def test_a_trigger_row_keeps_the_creation_time_and_rows_without_it_still_load(camb_connection):
     from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
     from airflow_provider_camb.triggers.text_to_voice import TextToVoiceTrigger
 
@@ -475,11 +456,11 @@ def test_the_stand_in_can_create_a_task_and_then_spoil_the_reply(camb_standin):
     assert camb_standin.task_count() == 1  # CAMB did the work; the client never learns the id
 
 
-def test_the_stand_in_keeps_a_task_pending_for_its_first_reads(camb):
+def test_the_stand_in_keeps_a_task_pending_for_its_first_reads(camb_connection):
     from airflow_provider_camb.hooks.camb import CambHook
 
-    camb.configure(pending_reads=2)
-    task_id = camb.add_task()
+    camb_connection.configure(pending_reads=2)
+    task_id = camb_connection.add_task()
     hook = CambHook()
     assert [hook.get_task_status("text-to-voice", task_id).status for _ in range(3)] == [
         "PENDING",

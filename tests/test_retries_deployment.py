@@ -23,12 +23,9 @@ from dataclasses import dataclass
 import psutil
 import pytest
 
-from tests.deployment import AIRFLOW_3, AirflowDeployment
+from tests.deployment import DEPLOYMENT_TESTS, AirflowDeployment
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 DAG_ID = "camb_retries"
 DAG = f'''

@@ -1,4 +1,7 @@
-"""TextToVoiceStatusSensor in real DAG runs (``dag.test()``) against the stand-in, in all three modes."""
+"""CambTaskSensor in real DAG runs (``dag.test()``) against the stand-in, in all three modes.
+
+It waits for text-to-voice tasks; the 0.1.0 ``TextToVoiceStatusSensor`` is covered in test_deprecated.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ DAG_SOURCE = """
 import pendulum
 from datetime import timedelta
 from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
+from airflow_provider_camb.sensors.camb_task import CambTaskSensor
 
 with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    TextToVoiceStatusSensor(
+    CambTaskSensor(
         task_id="wait",
+        kind="text-to-voice",
         camb_task_id="{{{{ params.camb_task_id }}}}",
         params={{"camb_task_id": "{camb_task_id}"}},
         poll_interval=0.5,

@@ -21,12 +21,9 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
 from tests.airflow_harness import asset_events
 from tests.shared import (
-    check_waited,
     context,
     finished_run,
-    ids,
     logged,
-    pending_after_first_check,
     run_id_of,
     sha256_of,
     wav_seconds,
@@ -173,31 +170,17 @@ def test_a_sound_cut_off_once_is_fetched_again_whole(camb_connection, tmp_path, 
 
 # --- dag.test(): create and wait (deferred or in the worker), then the result into an asset ---------------
 
-SOUND_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG, Asset
-from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    sound = CambTextToSoundOperator(
-        task_id="sound", prompt={prompt!r}, duration="{{{{ 2 + 1 }}}}", audio_type="music",
-        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambTextToSoundResultOperator(
-        task_id="save", run_id=sound.output, destination={destination!r}, output_type="FILE_URL",
-        outlets=[Asset("camb_sounds_{dag_id}")],
-    )
-"""
-
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_make_and_save_a_sound_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"sound_flow_{next(ids)}"
-    source = SOUND_DAG.format(dag_id=dag_id, prompt=PROMPT, deferrable=deferrable, destination=str(tmp_path))
-    result = run_dag.run(source, register_assets=True)
-    assert result.task_states == {"sound": "success", "save": "success"}
-    run_id, _ = check_waited(result, capfd, "text-to-sound", deferrable)
+def test_make_and_save_a_sound_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    sound = f"prompt={PROMPT!r}, duration='{{{{ 2 + 1 }}}}', audio_type='music'"
+    result, run_id, _ = create_and_save(
+        CambTextToSoundOperator,
+        CambTextToSoundResultOperator,
+        sound,
+        deferrable,
+        save_arguments="output_type='FILE_URL',",
+    )
     (sent,) = camb_connection.requests("create")
     assert sent.json == {"prompt": PROMPT, "duration": 3.0, "audio_type": "music"}
     saved = result.xcom("save")
@@ -205,5 +188,5 @@ def test_make_and_save_a_sound_in_a_dag(run_dag, camb_connection, tmp_path, capf
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
     file = {"path": saved["path"], "sha256": saved["sha256"], "bytes": saved["bytes"]}
     ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)
-    assert (asset, task_id) == (f"camb_sounds_{dag_id}", "save")
+    assert (asset, task_id) == (f"camb_{result.dag_id}", "save")
     assert extra == {"camb_kind": "text-to-sound", "camb_run_id": run_id, "files": [file]}

@@ -27,11 +27,8 @@ from airflow_provider_camb.operators.text_to_speech import (
 )
 from tests.airflow_harness import asset_events
 from tests.shared import (
-    check_waited,
     context,
     finished_run,
-    ids,
-    pending_after_first_check,
     run_id_of,
     sha256_of,
 )
@@ -243,30 +240,11 @@ def test_translated_speech_is_created_checked_and_saved_by_the_same_result_opera
 
 # --- dag.test(): deferred create, then the result, with Airflow's own machinery -----------------------
 
-SPEAK_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG, Asset
-from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator, CambTextToSpeechResultOperator
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    speak = CambTextToSpeechOperator(
-        task_id="speak", text={text!r}, voice_id="{{{{ 5000 + 1 }}}}", language=1,
-        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambTextToSpeechResultOperator(
-        task_id="save", run_id=speak.output, destination={destination!r}, outlets=[Asset("camb_speech_{dag_id}")]
-    )
-"""
-
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"tts_flow_{next(ids)}"
-    source = SPEAK_DAG.format(dag_id=dag_id, text=TEXT, deferrable=deferrable, destination=str(tmp_path))
-    result = run_dag.run(source, register_assets=True)
-    assert result.task_states == {"speak": "success", "save": "success"}
-    run_id, _ = check_waited(result, capfd, "tts", deferrable)
+def test_speak_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    speech = f"text={TEXT!r}, voice_id='{{{{ 5000 + 1 }}}}', language=1"
+    result, run_id, _ = create_and_save(CambTextToSpeechOperator, CambTextToSpeechResultOperator, speech, deferrable)
     saved = result.xcom("save")
     assert Path(saved["path"]) == tmp_path / f"camb_speech_run_{run_id}.wav"
     assert sha256_of(Path(saved["path"])) == saved["sha256"]
@@ -274,5 +252,5 @@ def test_speak_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, defe
     assert camb_connection.request_count("create") == 1
     file = {"path": saved["path"], "sha256": saved["sha256"], "bytes": saved["bytes"]}
     ((asset, task_id, extra),) = asset_events(result.dag_id, result.run_id)  # a dataset event on Airflow 2
-    assert (asset, task_id) == (f"camb_speech_{dag_id}", "save")
+    assert (asset, task_id) == (f"camb_{result.dag_id}", "save")
     assert extra == {"camb_kind": "tts", "camb_run_id": run_id, "files": [file]}

@@ -29,12 +29,10 @@ from typing import Any
 
 import pytest
 
-from tests.deployment import AIRFLOW_3, S3_CONN_ID
+from tests.deployment import DEPLOYMENT_TESTS, S3_CONN_ID
+from tests.deployment_dags import create_wait_download, waits_for_listed_tasks
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(not AIRFLOW_3, reason="the deployment harness runs Airflow 3 components"),
-]
+pytestmark = DEPLOYMENT_TESTS
 
 LOAD = 300
 POLL_INTERVAL = 5
@@ -42,65 +40,16 @@ CAPACITY = 200  # per triggerer: 300 waits cannot all sit in one
 BUCKET = "camb-topology"
 
 VOICES_DAG_ID = "camb_topology_voices"
-VOICES_DAG = f"""
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_camb.operators.text_to_voice import TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG(
-    "{VOICES_DAG_ID}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    max_active_tasks=1024,
-    params={{"camb_task_ids": [], "destination": "/tmp/unused"}},
-) as dag:
-
-    @task
-    def camb_task_ids(params=None) -> list:
-        return list(params["camb_task_ids"])
-
-    wait = TextToVoiceStatusSensor.partial(
-        task_id="wait", poll_interval={POLL_INTERVAL}, deferrable=True, timeout=1800
-    ).expand(camb_task_id=camb_task_ids())
-    TextToVoiceResultOperator.partial(
-        task_id="download", destination="{{{{ params.destination }}}}"
-    ).expand(run_id=wait.output)
-"""
+VOICES_DAG = waits_for_listed_tasks(VOICES_DAG_ID, poll_interval=POLL_INTERVAL, timeout=1800)
 
 S3_DAG_ID = "camb_topology_s3"
-S3_DAG = f"""
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_camb.operators.text_to_voice import (
-    CambCreateCustomVoiceOperator,
-    TextToVoiceOperator,
-    TextToVoiceResultOperator,
+S3_DAG = create_wait_download(
+    S3_DAG_ID,
+    poll_interval=POLL_INTERVAL,
+    destination=f"s3://{BUCKET}/voices/{{{{ run_id }}}}",
+    destination_conn_id=S3_CONN_ID,
+    keep=True,
 )
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
-
-with DAG("{S3_DAG_ID}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    create = TextToVoiceOperator(
-        task_id="create",
-        text="Hello from Airflow. This is how I sound.",
-        voice_description=(
-            "A warm, calm middle-aged female narrator with a soft British accent, speaking slowly and "
-            "clearly, with a gentle and friendly tone suited to bedtime stories."
-        ),
-    )
-    wait = TextToVoiceStatusSensor(
-        task_id="wait", camb_task_id=create.output, poll_interval={POLL_INTERVAL}, deferrable=True, timeout=600
-    )
-    download = TextToVoiceResultOperator(
-        task_id="download",
-        run_id=wait.output,
-        destination="s3://{BUCKET}/voices/{{{{ run_id }}}}",
-        destination_conn_id="{S3_CONN_ID}",
-    )
-    CambCreateCustomVoiceOperator(
-        task_id="keep", preview=1, previews=download.output, voice_name="Narrator", gender=2
-    )
-"""
 
 
 @pytest.fixture(scope="module")
