@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from airflow_provider_camb.api import ApiRequest, result_what, unreadable
-from airflow_provider_camb.kinds._fields import ProjectFields, create_request, language, media_url
+from airflow_provider_camb.kinds._fields import ProjectFields, create_form_request, language, media_url
 from airflow_provider_camb.kinds._kind import CambKind
 
 
@@ -25,8 +24,7 @@ def transcribe_request(fields: Mapping[str, Any]) -> ApiRequest:
     form: dict[str, Any] = {"language": "auto" if spoken == "auto" else language("language", spoken)}
     if fields.get("media_url") is not None:
         form["media_url"] = media_url("media_url", fields["media_url"])
-    request = create_request(TRANSCRIBE, form, fields)  # adds the project fields
-    return replace(request, json=None, form={name: str(value) for name, value in form.items()})
+    return create_form_request(TRANSCRIBE, form, fields)
 
 
 def parse_transcript(body: Any, kind: CambKind, run_id: int) -> list[dict[str, Any]]:
