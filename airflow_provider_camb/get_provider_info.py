@@ -28,8 +28,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-camb",
         "name": "CAMB.AI",
         "description": (
-            "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds; create, wait, save, one by one "
-            "or in batches."
+            "CAMB.AI voice tasks: design and keep voices, speak, dub, make sounds, translate, transcribe, separate "
+            "voice from background; create, wait, save, one by one or in batches."
         ),
         "versions": [__version__],
         "integrations": [

@@ -19,7 +19,7 @@ import airflow_provider_camb.kinds as kinds_package
 from airflow_provider_camb.api import ApiRequest, LinkRequest, classify_link_reply
 from airflow_provider_camb.exceptions import CambInputError, CambLinkRefusedError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import KINDS, TRANSCRIBE, CambKind
+from airflow_provider_camb.kinds import KINDS, CambKind
 from airflow_provider_camb.kinds.dub import DubbedOutput
 from airflow_provider_camb.kinds.text_to_voice import custom_voice_request
 from tests.shared import DESCRIPTION, TEXT
@@ -31,7 +31,11 @@ GOOD: dict[str, dict[str, Any]] = {
     "translated-tts": {"text": TEXT, "voice_id": 7, "source_language": 1, "target_language": 2},
     "dub": {"video_url": "https://media.example/a.mp4", "source_language": 1, "target_languages": ["fr-fr"]},
     "text-to-sound": {"prompt": "Rain on a tin roof", "duration": 5},
+    "translate": {"texts": [TEXT, "Goodbye."], "source_language": "en-us", "target_language": 76},
+    "transcribe": {"language": "auto", "media_url": "https://media.example/talk.mp3"},
 }
+#: The kinds whose media is only a file part (their operator uploads it; tests/test_audio_separation.py).
+FILE_ONLY = {"audio-separation"}
 #: One bad value per kind's field, and what the refusal says.
 BAD: list[tuple[str, str, Any, str]] = [
     ("text-to-voice", "voice_description", "too short", "CAMB needs at least 100 characters"),
@@ -44,6 +48,12 @@ BAD: list[tuple[str, str, Any, str]] = [
     ("dub", "ai_optimization", "yes", "ai_optimization must be True or False"),
     ("text-to-sound", "duration", "nan", "duration must be a positive number of seconds"),
     ("text-to-sound", "folder_id", 0, "folder_id must be a whole number from 1"),
+    ("translate", "texts", "Hello.", "texts must be a non-empty list of strings"),
+    ("translate", "texts", ["Hello.", " "], r"texts\[1\] must not be empty"),
+    ("translate", "target_language", "en-us", "source_language and target_language are both"),
+    ("translate", "formality", "formal", "formality must be a whole number"),
+    ("transcribe", "language", "English", "language must be a CAMB language id"),
+    ("transcribe", "media_url", "ftp://media.example/talk.mp3", "public http"),
 ]
 
 
@@ -66,13 +76,13 @@ def test_every_kind_module_defines_one_kind_and_kinds_holds_exactly_those() -> N
 
 def test_every_kind_the_provider_creates_has_fields_a_builder_and_a_parser() -> None:
     creatable = {name for name, kind in KINDS.items() if kind.build is not None}
-    assert creatable == set(GOOD)
+    assert creatable == set(GOOD) | FILE_ONLY
     for name in creatable:
         kind = KINDS[name]
         assert kind.parse_result is not None
         assert {"project_name", "project_description", "folder_id"} <= set(kind.fields)
-        assert set(GOOD[name]) <= set(kind.fields)
-        request = kind.create_request(GOOD[name])
+        assert set(GOOD.get(name, {})) <= set(kind.fields)
+        request = kind.create_request(GOOD.get(name, {}))
         assert (request.method, request.path, request.may_repeat) == ("POST", kind.create_path, False)
 
 
@@ -98,8 +108,9 @@ def test_each_kind_refuses_an_unknown_or_a_missing_field_before_any_request(
 
 
 def test_a_kind_without_a_builder_is_refused_before_any_request(hook: CambHook, camb_connection: Any) -> None:
-    with pytest.raises(CambInputError, match="cannot create CAMB transcription tasks yet"):
-        hook.create(TRANSCRIBE, {})
+    probe = CambKind("probe", "probe", "/probe", "probe-result", "nothing")
+    with pytest.raises(CambInputError, match="cannot create CAMB probe tasks yet"):
+        hook.create(probe, {})
     assert camb_connection.request_count() == 0
 
 
@@ -118,6 +129,10 @@ def test_the_generic_path_creates_waits_for_and_reads_every_kind(
         assert result and all(url.startswith(camb_connection.preview_base_url) for url in result)
     elif kind == "dub":
         assert all(isinstance(output, DubbedOutput) for output in result.values())
+    elif kind == "translate":
+        assert result == ["[76] " + TEXT, "[76] Goodbye."]
+    elif kind == "transcribe":
+        assert [segment["text"] for segment in result] == ["Hello."]
     else:
         assert result.startswith(camb_connection.preview_base_url)  # a FILE_URL link
     (create,) = camb_connection.requests("create")

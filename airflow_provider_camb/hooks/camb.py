@@ -415,10 +415,9 @@ class CambHook(KindMethods, HookMethods, BaseHook):
     # --- any kind: create and result (each kind's builder and parser are in its module under kinds/) ---
 
     def create(self, kind: str | CambKind, fields: Mapping[str, Any], *, wait_out_rate_limits: bool = True) -> str:
-        """Start a CAMB task of ``kind`` from its create fields; return its task id.
-
-        The fields are checked by the kind's builder before anything is sent: an unknown field or a bad
-        value raises ``CambInputError``. ``kinds.<kind>.<Kind>Fields`` lists them, e.g. ``TtsFields``.
+        """Start a CAMB task of ``kind`` from its create fields (checked by the kind's builder before anything is
+        sent: an unknown field or a bad value raises ``CambInputError``; ``kinds.<kind>.<Kind>Fields`` lists them).
+        Returns its task id.
 
         :param kind: The CAMB task kind or its name, e.g. ``"tts"``.
         :param fields: The create fields by name, e.g. ``{"text": ..., "voice_id": 7, "language": 1}``.
@@ -428,16 +427,17 @@ class CambHook(KindMethods, HookMethods, BaseHook):
         request = camb_kind.create_request(fields)
         return self.create_task(request, camb_kind, wait_out_rate_limits=wait_out_rate_limits)
 
-    def create_task(self, request: ApiRequest, kind: str | CambKind, *, wait_out_rate_limits: bool = True) -> str:
+    def create_task(
+        self, request: ApiRequest, kind: str | CambKind, *, wait_out_rate_limits: bool = True, **files: Any
+    ) -> str:
         """Start a CAMB task from a create request built (and so checked) by its kind; return its task id.
 
-        :param request: The create request, e.g. ``kinds.TTS.create_request(fields)``.
-        :param kind: Its CAMB task kind.
-        :param wait_out_rate_limits: Wait out a 429 and send again (default). False raises the
-            ``CambRateLimitError`` instead, for a caller that paces its creates itself (the batch operators).
+        :param request: The create request, e.g. ``kinds.TTS.create_request(fields)``, of the CAMB ``kind``.
+        :param wait_out_rate_limits: Wait out a 429 and send again (default); False raises ``CambRateLimitError``
+            instead, for a caller that paces its creates itself (the batch operators). ``files``: its file parts.
         """
         camb_kind = kind_of(kind)
-        task_id = parse_task_id(self._send(request, rate_limits=wait_out_rate_limits), camb_kind)
+        task_id = parse_task_id(self._send(request, rate_limits=wait_out_rate_limits, **files), camb_kind)
         self.note_created(task_id, time.time())
         self.log.info("Created CAMB %s task %s.", camb_kind.label, task_id)
         return task_id

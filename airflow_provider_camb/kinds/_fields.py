@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
@@ -119,3 +120,10 @@ def create_request(kind: CambKind, body: dict[str, Any], fields: Mapping[str, An
     if fields.get("folder_id") is not None:
         body["folder_id"] = whole_number("folder_id", fields["folder_id"])
     return ApiRequest("POST", kind.create_path, f"creating a {kind.label} task", json=body)
+
+
+def create_form_request(kind: CambKind, form: dict[str, Any], fields: Mapping[str, Any]) -> ApiRequest:
+    """``create_request`` sent as a form (``transcribe``, ``audio-separation``): every value as text; the
+    media file, when there is one, goes along as a file part (``CambHook.create_task(..., media_file=...)``)."""
+    request = create_request(kind, form, fields)
+    return replace(request, json=None, form={name: str(value) for name, value in (request.json or {}).items()})

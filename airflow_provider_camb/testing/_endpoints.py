@@ -123,12 +123,15 @@ def receive(request: web.BaseRequest, server: ServerName, path: str, query: dict
 
 
 async def read_body(call: Call) -> None:
-    """Parse the body its route reads: JSON, or a multipart form (its file hashed, never kept)."""
+    """Parse the body its route reads: JSON, or a form, multipart (its file hashed, never kept) or urlencoded."""
     form = None if call.route is None else call.route.body
     request = call.request
     try:
         if form == "json":
             call.json = json.loads(await request.read())
+        elif form == "multipart" and request.content_type == "application/x-www-form-urlencoded":  # no file part
+            call.form.update((name, str(value)) for name, value in (await request.post()).items())
+            call.json = dict(call.form)
         elif form == "multipart" and request.content_type.startswith("multipart/"):
             digest, size, name = hashlib.sha256(), 0, None
             reader = await request.multipart()

@@ -21,6 +21,7 @@ from airflow_provider_camb.kinds import (
     TRANSLATED_TTS,
     TTS,
 )
+from airflow_provider_camb.kinds.translate import TRANSLATE
 from airflow_provider_camb.testing import _audio
 from airflow_provider_camb.testing._replies import Reply, invalid, json_reply
 from airflow_provider_camb.testing._tasks import Run
@@ -28,6 +29,7 @@ from airflow_provider_camb.testing._validation import (
     Error,
     check_create,
     check_dub,
+    check_fields,
     check_media_form,
     check_text_to_sound,
     check_translated_tts,
@@ -139,6 +141,18 @@ def _separated_value(call: ResultCall) -> Any:
     return {"foreground_audio_url": call.link("foreground.wav"), "background_audio_url": call.link("background.wav")}
 
 
+def _translated_value(call: ResultCall) -> Any:
+    """``TranslationResult``: each text sent, "translated" into the target language (marked, not translated)."""
+    target = call.run.request.get("target_language")
+    return {"texts": [f"[{target}] {text}" for text in call.run.request.get("texts", [])]}
+
+
+def _check_translate(body: Any, _: bool) -> list[Error]:
+    required = {"texts": "strs", "source_language": "lang", "target_language": "lang"}
+    optional = {"age": "int", "formality": "int", "gender": "int", "chosen_dictionaries": "ints"}
+    return check_fields(body, required, optional)
+
+
 def _json(value: Callable[[ResultCall], Any]) -> Callable[[ResultCall], Reply]:
     """A result handler answering one run's value as JSON."""
     return lambda call: json_reply(200, value(call))
@@ -165,6 +179,7 @@ HANDLERS: dict[str, KindHandler] = {
         multipart=True,
         bulk=_transcript_value,
     ),
+    TRANSLATE.name: KindHandler(_check_translate, _json(_translated_value), bulk=_translated_value),
     AUDIO_SEPARATION.name: KindHandler(
         lambda form, has_file: check_media_form(form, has_file, (), "media_file"),
         _json(_separated_value),

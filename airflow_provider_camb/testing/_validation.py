@@ -106,7 +106,7 @@ def _type_error(loc: tuple[str | int, ...], kind: str, value: Any) -> Error | No
         return error(loc, "dict_type", "Input should be a valid dictionary")
     if kind == "mode" and value not in ("fast", "slow"):
         return error(loc, "literal_error", "Input should be 'fast' or 'slow'")
-    if kind.endswith("s") and kind[:-1] in ("int", "lang", "obj"):
+    if kind.endswith("s") and kind[:-1] in ("int", "lang", "obj", "str"):
         if not isinstance(value, list):
             return error(loc, "list_type", "Input should be a valid list")
         for index, item in enumerate(value):
