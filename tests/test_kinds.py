@@ -107,6 +107,15 @@ def test_each_kind_refuses_an_unknown_or_a_missing_field_before_any_request(
     assert camb_connection.request_count() == 0
 
 
+@pytest.mark.parametrize(("kind", "fields"), [("transcribe", {"language": "auto"}), ("audio-separation", {})])
+def test_an_uploading_kind_without_its_media_is_refused_before_any_request(
+    hook: CambHook, camb_connection: Any, kind: str, fields: dict[str, Any]
+) -> None:
+    with pytest.raises(CambInputError, match=r"task needs its media: the file part 'media_file'.*Nothing was sent"):
+        hook.create(kind, fields)
+    assert camb_connection.request_count() == 0
+
+
 def test_a_kind_without_a_builder_is_refused_before_any_request(hook: CambHook, camb_connection: Any) -> None:
     probe = CambKind("probe", "probe", "/probe", "probe-result", "nothing")
     with pytest.raises(CambInputError, match="cannot create CAMB probe tasks yet"):

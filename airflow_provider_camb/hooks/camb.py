@@ -55,6 +55,7 @@ from airflow_provider_camb.hooks._retry import retry_policy, should_retry
 from airflow_provider_camb.hooks._shared_session import shared_session
 from airflow_provider_camb.hooks._sync_http import api_url, download, new_session, send_json
 from airflow_provider_camb.kinds import CambKind, kind_of
+from airflow_provider_camb.kinds._fields import check_media
 from airflow_provider_camb.kinds.text_to_voice import parse_voice_id
 from airflow_provider_camb.settings import CambSettings, settings_from
 
@@ -71,17 +72,13 @@ class CambHook(KindMethods, HookMethods, BaseHook):
     ``get_task_status(kind, task_id)``, ``get_result(kind, run_id)`` and ``get_results(kind, run_ids)``;
     ``create_tts``, ``get_dub_result`` and the like are thin typed forms of it (``_per_kind.KindMethods``).
     The 0.1.0 methods ``get_text_to_voice_status``, ``aget_text_to_voice_status`` and ``download_preview``
-    still work, with a ``DeprecationWarning`` (``_deprecated.HookMethods``). The connection's Password
-    holds the API key; its Host optionally overrides the base URL
-    (default ``https://client.camb.ai/apis``; plain ``http`` only for loopback); its Extra may set
-    ``timeout`` (seconds per request, default 60), ``retries`` (default 3), ``backoff`` and
-    ``backoff_max`` (seconds), ``max_requests_per_second`` (a cap on status polls per key; default none),
-    ``max_reply_bytes`` (the largest JSON reply read, default 1 MiB).
+    still work, with a ``DeprecationWarning`` (``_deprecated.HookMethods``). The connection: README,
+    "Connection" (Password: the API key; Host: the base URL; Extra: ``timeout``, ``retries``, ``backoff``,
+    ``backoff_max``, ``max_requests_per_second``, ``max_reply_bytes``; defaults in ``settings.py``).
     Sync calls share one ``requests.Session`` for the API and one for links (``_link_policy``); async
     calls share one aiohttp session per event loop, and async status polls share one rate limiter and
-    one settings read per connection and loop.
-    When CAMB refuses the key (401/403), the connection is read once more and, if its key changed
-    (rotated), the request is sent again with the new one.
+    one settings read per connection and loop. A refused key (401/403) has the connection read once
+    more and, if its key changed (rotated), the request sent again with the new one.
 
     :param camb_conn_id: The Airflow connection id.
     """
@@ -434,9 +431,11 @@ class CambHook(KindMethods, HookMethods, BaseHook):
 
         :param request: The create request, e.g. ``kinds.TTS.create_request(fields)``, of the CAMB ``kind``.
         :param wait_out_rate_limits: Wait out a 429 and send again (default); False raises ``CambRateLimitError``
-            instead, for a caller that paces its creates itself (the batch operators). ``files``: its file parts.
+            instead, for a caller that paces its creates itself (the batch operators). ``files``: its file parts
+            (an uploading kind's media, refused before sending when missing).
         """
         camb_kind = kind_of(kind)
+        check_media(camb_kind, request, files)
         task_id = parse_task_id(self._send(request, rate_limits=wait_out_rate_limits, **files), camb_kind)
         self.note_created(task_id, time.time())
         self.log.info("Created CAMB %s task %s.", camb_kind.label, task_id)

@@ -127,3 +127,14 @@ def create_form_request(kind: CambKind, form: dict[str, Any], fields: Mapping[st
     media file, when there is one, goes along as a file part (``CambHook.create_task(..., media_file=...)``)."""
     request = create_request(kind, form, fields)
     return replace(request, json=None, form={name: str(value) for name, value in (request.json or {}).items()})
+
+
+def check_media(kind: CambKind, request: ApiRequest, files: Mapping[str, Any]) -> None:
+    """Refuse, before sending, a create of an uploading kind that carries no media (no file part, no URL)."""
+    if kind.upload and not files.get(kind.upload) and not (request.form or {}).get("media_url"):
+        url = " or a media_url" if "media_url" in kind.fields else ""
+        raise CambInputError(
+            f"A CAMB {kind.label} task needs its media: the file part {kind.upload!r} "
+            f"(CambHook.create_task(request, kind, {kind.upload}=...), or the operator's media_file){url}. "
+            "Nothing was sent."
+        )

@@ -34,6 +34,8 @@ class CambKind:
     :param fields: The names of its create fields (its module's ``...Fields`` TypedDict).
     :param build: Its create request builder over those fields (None: the provider cannot create it yet).
     :param parse_result: Its result parser (None: the provider cannot read its result yet).
+    :param upload: The file part that carries its media when it is uploaded (empty: it uploads nothing); a
+        create with neither that part nor a ``media_url`` is refused before anything is sent.
     """
 
     name: str
@@ -47,6 +49,7 @@ class CambKind:
     fields: tuple[str, ...] = ()
     build: Builder | None = field(default=None, repr=False, compare=False)
     parse_result: ResultParser | None = field(default=None, repr=False, compare=False)
+    upload: str = ""
 
     def status_path(self, encoded_task_id: str) -> str:
         return f"/{self.name}/{encoded_task_id}"

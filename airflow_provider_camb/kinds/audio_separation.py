@@ -51,5 +51,6 @@ AUDIO_SEPARATION = CambKind(
     bulk_result_path="audio-separation-results",
     fields=tuple(AudioSeparationFields.__annotations__),
     build=audio_separation_request,
+    upload="media_file",
     parse_result=parse_separated_audio,
 )

@@ -49,5 +49,6 @@ TRANSCRIBE = CambKind(
     bulk_result_path="transcription-results",
     fields=tuple(TranscribeFields.__annotations__),
     build=transcribe_request,
+    upload="media_file",
     parse_result=parse_transcript,
 )

@@ -26,8 +26,6 @@ class CambMediaTaskOperator(CambTaskOperator):
     :param max_bytes: Refuse a ``media_file`` larger than this many bytes (default: no limit).
     """
 
-    #: The name of the form's file part (the SDK's).
-    file_part: ClassVar[str] = "media_file"
     #: Whether CAMB also takes a ``media_url`` instead of a file for this kind.
     takes_media_url: ClassVar[bool] = False
     media_url: str | None = None
@@ -67,7 +65,7 @@ class CambMediaTaskOperator(CambTaskOperator):
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self.log.info("Uploading %s (%d bytes, %s) to a new CAMB %s task.", path, size, content_type, self.kind.label)
         with path.open("rb") as file:  # type: ignore[no-untyped-call]
-            parts: dict[str, Any] = {self.file_part: (path.name or "media", file, content_type)}
+            parts: dict[str, Any] = {self.kind.upload: (path.name or "media", file, content_type)}
             return self.hook.create_task(request, self.kind, **parts)
 
     def look_for(self) -> str:
