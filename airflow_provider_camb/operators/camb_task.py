@@ -48,6 +48,9 @@ class CambTaskOperator(CambCreatingOperator):
         seconds after it deferred (apache/airflow#72716; see ``CambTaskSensor``). Default 30 s.
     """
 
+    #: The colour of every create operator in the Airflow UI.
+    ui_color = "#d6e4ff"
+
     def __init__(
         self,
         *,

@@ -71,7 +71,6 @@ class TextToVoiceOperator(CambTaskOperator):
     kind = TEXT_TO_VOICE
     template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
-    ui_color = "#d6e4ff"
 
     def __init__(
         self,
