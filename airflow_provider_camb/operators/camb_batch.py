@@ -27,11 +27,9 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._batch_items import Item, check_items, read_items
@@ -44,11 +42,10 @@ from airflow_provider_camb._batch_run import (
     failure_summary,
     reopen,
 )
-from airflow_provider_camb._lineage import CambLineageMixin, attach_asset_extras, stored_file
+from airflow_provider_camb._lineage import attach_asset_extras, stored_file
 from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key, look_for, starting
-from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus, whole_number
 from airflow_provider_camb.exceptions import (
     CambApiError,
@@ -61,8 +58,7 @@ from airflow_provider_camb.exceptions import (
     CambValidationError,
 )
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
-from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import CambKind
+from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
 
 if TYPE_CHECKING:
@@ -75,7 +71,7 @@ MAX_EXTRA_FILES = 1000
 _DOWNLOAD_AGAIN = "Run the task again: it downloads the files again and creates no new CAMB task."
 
 
-class CambBatchOperator(CambLineageMixin, BaseOperator):
+class CambBatchOperator(CambCreatingOperator):
     """Create, wait for and download many CAMB tasks of one kind in one Airflow task (see the module docstring).
 
     Returns ``{"manifest": <path or URI>, "succeeded": n, "failed": n, "skipped": n}``. The task finishes
@@ -110,16 +106,17 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
     :param folder_id: Optional CAMB folder id (templated).
     """
 
-    #: The CAMB task kind of every item.
-    kind: ClassVar[CambKind]
     #: The fields an item may have besides ``key``: its kind's single create operator's.
     item_fields: ClassVar[tuple[str, ...]]
     #: Which of them the operator also takes, as defaults for every item.
     default_fields: ClassVar[tuple[str, ...]] = ()
-    #: The item field whose start, with the project name, lets a person recognise a task in CAMB.AI.
-    described_by: ClassVar[str] = "text"
-    project_fields: ClassVar[tuple[str, ...]] = ("project_name", "project_description", "folder_id")
-    template_fields: Sequence[str] = ("items", "items_uri", "destination", "manifest_name", *project_fields)
+    template_fields: Sequence[str] = (
+        "items",
+        "items_uri",
+        "destination",
+        "manifest_name",
+        *CambCreatingOperator.project_fields,
+    )
     ui_color = "#e8dff5"
 
     def __init__(
@@ -132,18 +129,10 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         destination_conn_id: str | None = None,
         manifest_name: str | None = None,
         max_in_flight: int = 100,
-        poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
-        timeout: float | timedelta = DEFAULT_TIMEOUT,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_failures: int = 0,
         recreate_failed: bool = True,
-        retry_uncertain_create: bool = False,
         max_concurrent_downloads: int = 8,
         max_bytes: int | None = None,
-        camb_conn_id: str = CambHook.default_conn_name,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -161,22 +150,10 @@ class CambBatchOperator(CambLineageMixin, BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.manifest_name = manifest_name
         self.max_in_flight = max_in_flight
-        self.poll_interval = seconds(poll_interval, "poll_interval")
-        self.timeout = seconds(timeout, "timeout")
-        self.deferrable = deferrable
         self.max_failures = max_failures
         self.recreate_failed = recreate_failed
-        self.retry_uncertain_create = retry_uncertain_create
         self.max_concurrent_downloads = max_concurrent_downloads
         self.max_bytes = whole_number("max_bytes", max_bytes, optional=True)
-        self.camb_conn_id = camb_conn_id
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
 
     # --- what each kind writes -------------------------------------------------------------
 

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb.api import check_run_id, whole_number
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.links.camb_files import CambFilesLink
+from airflow_provider_camb.operators._base import CambOperator
 from airflow_provider_camb.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CambResultOperator(CambLineageMixin, BaseOperator):
+class CambResultOperator(CambOperator):
     """Save what a CAMB run made into a local folder or object storage (``save``, written by each kind).
 
     The run id is checked and the destination resolved before any request is sent; the files of a
@@ -52,16 +51,11 @@ class CambResultOperator(CambLineageMixin, BaseOperator):
         max_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(camb_conn_id=camb_conn_id, **kwargs)
         self.run_id = run_id
         self.destination = destination
         self.destination_conn_id = destination_conn_id
-        self.camb_conn_id = camb_conn_id
         self.max_bytes = max_bytes
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
 
     def check_input(self) -> None:
         """Refuse this operator's own bad input before anything is sent (override when there is any)."""

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_camb import _waiting
-from airflow_provider_camb._lineage import CambLineageMixin
 from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, look_for, starting
-from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_RESUME_MARGIN, DEFAULT_TIMEOUT, seconds
+from airflow_provider_camb._waiting import DEFAULT_RESUME_MARGIN, seconds
 from airflow_provider_camb.api import CambTaskStatus, TaskStatus
-from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.kinds import CambKind
+from airflow_provider_camb.operators._base import CambCreatingOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CambTaskOperator(CambLineageMixin, BaseOperator):
+class CambTaskOperator(CambCreatingOperator):
     """Start a CAMB task (``create``, written by each kind's operator); return its task id or, waiting, its run id.
 
     The CAMB task id is returned and also pushed as XCom ``task_id``. With ``wait_for_completion=True``
@@ -53,45 +48,21 @@ class CambTaskOperator(CambLineageMixin, BaseOperator):
         seconds after it deferred (apache/airflow#72716; see ``CambTaskSensor``). Default 30 s.
     """
 
-    #: The CAMB task kind this operator starts (one of ``airflow_provider_camb.kinds.KINDS``).
-    kind: ClassVar[CambKind]
-    #: The fields every CAMB create accepts; subclasses add them to their ``template_fields``.
-    project_fields: ClassVar[tuple[str, ...]] = ("project_name", "project_description", "folder_id")
-    #: The field whose start, with the project name, lets a person recognise the task in CAMB.AI.
-    described_by: ClassVar[str] = "text"
+    #: The colour of every create operator in the Airflow UI.
+    ui_color = "#d6e4ff"
 
     def __init__(
         self,
         *,
-        camb_conn_id: str = CambHook.default_conn_name,
-        project_name: str | None = None,
-        project_description: str | None = None,
-        folder_id: int | str | None = None,
         wait_for_completion: bool = False,
-        poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
-        timeout: float | timedelta = DEFAULT_TIMEOUT,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         end_from_trigger: bool | None = None,
-        retry_uncertain_create: bool = False,
         resume_margin: float | timedelta = DEFAULT_RESUME_MARGIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.camb_conn_id = camb_conn_id
-        self.project_name = project_name
-        self.project_description = project_description
-        self.folder_id = folder_id
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = seconds(poll_interval, "poll_interval")
-        self.timeout = seconds(timeout, "timeout")
-        self.deferrable = deferrable
         self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
-        self.retry_uncertain_create = retry_uncertain_create
         self.resume_margin = seconds(resume_margin, "resume_margin", zero=True)
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
 
     @property
     def wait_timeout(self) -> float:

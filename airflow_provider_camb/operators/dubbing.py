@@ -57,7 +57,6 @@ class CambDubbingOperator(CambTaskOperator):
         "transcription_mode",
         *CambTaskOperator.project_fields,
     )
-    ui_color = "#d6e4ff"
 
     def __init__(
         self,

@@ -34,7 +34,6 @@ class CambTextToSoundOperator(CambTaskOperator):
         *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "txt"}
-    ui_color = "#d6e4ff"
     described_by = "prompt"
 
     def __init__(

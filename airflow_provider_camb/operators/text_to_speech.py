@@ -47,7 +47,6 @@ class CambTextToSpeechOperator(CambTaskOperator):
         *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt"}
-    ui_color = "#d6e4ff"
 
     def __init__(
         self,
@@ -94,7 +93,6 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         *CambTaskOperator.project_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt"}
-    ui_color = "#d6e4ff"
 
     def __init__(
         self,

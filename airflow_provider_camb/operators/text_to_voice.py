@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_camb import _deprecated
-from airflow_provider_camb._lineage import CambLineageMixin, camb_run, camb_voice, stored_file
+from airflow_provider_camb._lineage import camb_run, camb_voice, stored_file
 from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import ResultFiles, local_copy, media_extension, result_files
 from airflow_provider_camb._task_memory import VOICE, CambCreate, TaskMemory
@@ -25,6 +24,7 @@ from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.kinds.text_to_voice import CUSTOM_VOICE_FIELDS, custom_voice_request
+from airflow_provider_camb.operators._base import CambOperator
 from airflow_provider_camb.operators._voice_choice import kept_preview
 from airflow_provider_camb.operators.camb_result import CambResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
@@ -71,7 +71,6 @@ class TextToVoiceOperator(CambTaskOperator):
     kind = TEXT_TO_VOICE
     template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
-    ui_color = "#d6e4ff"
 
     def __init__(
         self,
@@ -144,7 +143,7 @@ def save_preview(
     }
 
 
-class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
+class CambCreateCustomVoiceOperator(CambOperator):
     """Keep one preview as a permanent CAMB.AI custom voice; return the new ``voice_id``.
 
     ``preview`` picks the audio: a path or object storage URI, one entry of
@@ -205,7 +204,7 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         retry_uncertain_create: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(camb_conn_id=camb_conn_id, **kwargs)
         if choice is not None and not (preview is voice_name is gender is description is None):
             raise CambInputError("Give either choice or preview, voice_name, gender and description, not both.")
         self.preview = preview
@@ -217,13 +216,8 @@ class CambCreateCustomVoiceOperator(CambLineageMixin, BaseOperator):
         self.age = age
         self.description = description
         self.language = language
-        self.camb_conn_id = camb_conn_id
         self.preview_conn_id = preview_conn_id
         self.retry_uncertain_create = retry_uncertain_create
-
-    @cached_property
-    def hook(self) -> CambHook:
-        return CambHook(self.camb_conn_id)
 
     def execute(self, context: Context) -> int:
         if self.choice is not None:

@@ -23,14 +23,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_camb.events import WaitEvent
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import Log, poll_tasks
+from airflow_provider_camb.triggers._base import CambTrigger
 
 #: A batch wait does not fire sooner than this after it started, unless at its deadline: a task resumed
 #: seconds after it deferred can be failed by the stale "success" of its own deferral (apache/airflow#72716).
@@ -39,7 +39,7 @@ MIN_WAIT = 10.0
 PROGRESS_EVERY = 60.0
 
 
-class CambBatchTrigger(BaseTrigger):
+class CambBatchTrigger(CambTrigger):
     """Wait for many CAMB tasks of one kind at once; fire with the outcomes of those that finished.
 
     The event is ``{"finished": [outcome, ...], "pending": n, "deadline": ..., "creates_stopped": ...}``,
@@ -80,23 +80,6 @@ class CambBatchTrigger(BaseTrigger):
         self.total = int(total)
         self.done = int(done)
         self.creates_stopped = bool(creates_stopped)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Only ids and numbers: the row is stored in Airflow's database, so never a secret."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "kind": self.kind,
-                "camb_task_ids": self.camb_task_ids,
-                "camb_conn_id": self.camb_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "enough": self.enough,
-                "total": self.total,
-                "done": self.done,
-                "creates_stopped": self.creates_stopped,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         finished = await wait_for_batch(self, self.log)

@@ -7,9 +7,9 @@ import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_camb import _deprecated, events
 from airflow_provider_camb.api import TaskStatus
@@ -17,6 +17,7 @@ from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import poll_task
+from airflow_provider_camb.triggers._base import CambTrigger
 from airflow_provider_camb.triggers._resume_margin import resume_hold
 
 __all__ = ["CambTaskTrigger"]
@@ -25,7 +26,7 @@ if not TYPE_CHECKING:  # the 0.1.0 names, each with a warning once (type checker
     __getattr__ = _deprecated.module_getattr(__name__)
 
 
-class CambTaskTrigger(BaseTrigger):
+class CambTaskTrigger(CambTrigger):
     """Poll ``GET /{kind}/{task_id}`` until a terminal status, then fire exactly one event.
 
     A thin wrapper over ``airflow_provider_camb.polling.poll_task``: passing faults are retried until
@@ -87,25 +88,6 @@ class CambTaskTrigger(BaseTrigger):
         self.created_at = created_at
         self.deferred_at = deferred_at
         self.resume_margin = resume_margin
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Only plain ids and numbers: the row is stored in Airflow's database, so never a secret."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "kind": self.kind,
-                "camb_task_id": self.camb_task_id,
-                "camb_conn_id": self.camb_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "wait_before_first_poll": self.wait_before_first_poll,
-                "end_from_trigger": self.end_from_trigger,
-                "timeout": self.timeout,
-                "created_at": self.created_at,
-                "deferred_at": self.deferred_at,
-                "resume_margin": self.resume_margin,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # poll_task releases the shared session before it returns, so nothing is left open when the

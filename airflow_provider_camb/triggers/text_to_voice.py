@@ -6,7 +6,7 @@ Trigger rows that 0.1.0 wrote name this class with the kwargs ``camb_task_id``, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_camb import _deprecated
 from airflow_provider_camb.hooks.camb import CambHook
@@ -60,8 +60,3 @@ class TextToVoiceTrigger(CambTaskTrigger):
             deferred_at=deferred_at,
             resume_margin=resume_margin,
         )
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        classpath, kwargs = super().serialize()
-        del kwargs["kind"]  # the class says it
-        return classpath, kwargs
