@@ -119,7 +119,10 @@ def _csv_items(text: str, uri: str) -> list[RawItem]:
 
 def default_key(kind: str, request: ApiRequest) -> str:
     """A stable key from an item's inputs: the first 16 hex digits of the sha256 of its checked request."""
-    inputs = json.dumps({"kind": kind, "path": request.path, "body": request.json}, sort_keys=True, default=str)
+    fields: dict[str, Any] = {"kind": kind, "path": request.path, "body": request.json}
+    if request.form is not None:  # a form kind's inputs (the keys of the JSON kinds stay as they were)
+        fields["form"] = request.form
+    inputs = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(inputs.encode()).hexdigest()[:16]
 
 

@@ -9,19 +9,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_camb import _manifest
-from airflow_provider_camb.triggers import camb_batch
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 from tests.airflow_harness import AIRFLOW_3, asset_events
 from tests.shared import ids, sha256_of
-
-
-@pytest.fixture
-def camb(camb_connection, monkeypatch):
-    """The stand-in as ``camb_default`` with fast retries; tasks pending 0.3 s; batch waits fire at once."""
-    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
-    camb_connection.configure(pending_seconds=0.3)
-    return camb_connection
-
 
 BATCH_DAG = """
 from datetime import timedelta

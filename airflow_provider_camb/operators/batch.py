@@ -1,13 +1,16 @@
 """Batch operators: a catalogue of CAMB tasks of one kind in one Airflow task, each a small subclass of the batch core.
 
 ``CambTextToSpeechBatchOperator`` (and ``CambTranslatedTextToSpeechBatchOperator``), ``CambTextToSoundBatchOperator``,
-``CambDubbingBatchOperator`` and ``CambTextToVoiceBatchOperator`` take ``items`` (or ``items_uri``), each item
+``CambDubbingBatchOperator``, ``CambTextToVoiceBatchOperator``, ``CambTranslationBatchOperator`` and
+``CambTranscriptionBatchOperator`` take ``items`` (or ``items_uri``), each item
 holding the fields of the kind's single create operator plus an optional ``key``; their own fields of the
 same names are defaults for every item. What they write, per item ``key``:
 
 - speech and sound: ``<key>.<ext>`` (the links come in bulk: ``POST /tts-results``, ``/text-to-sound-results``);
 - dubbing: ``<key>[_<language>]_{audio,video,transcript}.<ext>`` (in bulk: ``POST /dubbing-results``);
-- text-to-voice: every preview, ``<key>_preview_<i>.<ext>`` (CAMB has no bulk endpoint for them).
+- text-to-voice: every preview, ``<key>_preview_<i>.<ext>`` (CAMB has no bulk endpoint for them);
+- translation and transcription: ``<key>.json``, the document their single result operator saves (in bulk:
+  ``POST /translation-results``, ``/transcription-results``).
 
 See ``CambBatchOperator`` for the parameters they share, the manifest and what a retry does.
 """
@@ -22,19 +25,29 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_camb import _manifest
 from airflow_provider_camb._manifest import Entry
 from airflow_provider_camb._storage import media_extension, result_files
+from airflow_provider_camb._task_memory import starting
 from airflow_provider_camb.api import ApiRequest
+from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
 from airflow_provider_camb.kinds._fields import PROJECT_FIELDS
+from airflow_provider_camb.kinds.transcribe import TRANSCRIBE
+from airflow_provider_camb.kinds.translate import TRANSLATE
 from airflow_provider_camb.operators.camb_batch import CambBatchOperator
+from airflow_provider_camb.operators.camb_json_result import CambJsonResultOperator, write_json
+from airflow_provider_camb.operators.camb_media_task import media_detail
 from airflow_provider_camb.operators.dubbing import dubbed_stems, save_dubbed
 from airflow_provider_camb.operators.text_to_voice import save_preview
+from airflow_provider_camb.operators.transcription import CambTranscriptionResultOperator
+from airflow_provider_camb.operators.translation import CambTranslationResultOperator
 
 __all__ = [
     "CambDubbingBatchOperator",
     "CambTextToSoundBatchOperator",
     "CambTextToSpeechBatchOperator",
     "CambTextToVoiceBatchOperator",
+    "CambTranscriptionBatchOperator",
     "CambTranslatedTextToSpeechBatchOperator",
+    "CambTranslationBatchOperator",
 ]
 
 
@@ -229,3 +242,91 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
                 for i, url in enumerate(result)
             ]
         return [_listed(file) for file in saved]
+
+
+class _JsonBatch(CambBatchOperator):
+    """A batch whose every result is JSON (texts, a transcript): results in bulk, then ``<key>.json``, the very
+    document the kind's single result operator (``result_operator``) saves."""
+
+    result_operator: ClassVar[type[CambJsonResultOperator]]
+
+    def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
+        return self.hook.get_results(self.kind, run_ids)
+
+    def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
+        final, saved = write_json(folder, entry.key, self.result_operator.document(result))
+        return [_manifest.listed(final, saved.bytes, saved.sha256)]
+
+
+class CambTranslationBatchOperator(_JsonBatch):
+    """Translate many lists of texts (``POST /translate`` per item); save each as ``<key>.json``: ``{"texts": [...]}``.
+
+    Each item: ``texts`` and optionally ``source_language``, ``target_language``, ``age``, ``formality``,
+    ``gender``, ``chosen_dictionaries`` (checked as ``CambTranslationOperator`` checks them), the project
+    fields and ``key``; the operator's own fields of those names are the defaults.
+    """
+
+    kind = TRANSLATE
+    result_operator = CambTranslationResultOperator
+    item_fields = ("texts", "source_language", "target_language", "age", "formality", "gender", "chosen_dictionaries")
+    default_fields = item_fields[1:]
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(
+        self,
+        *,
+        source_language: int | str | None = None,
+        target_language: int | str | None = None,
+        age: int | str | None = None,
+        formality: int | str | None = None,
+        gender: int | str | None = None,
+        chosen_dictionaries: list[int | str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_language = source_language
+        self.target_language = target_language
+        self.age = age
+        self.formality = formality
+        self.gender = gender
+        self.chosen_dictionaries = chosen_dictionaries
+
+    def item_detail(self, body: Mapping[str, Any]) -> str | None:
+        texts = body.get("texts") or [None]
+        return starting("first text", texts[0])
+
+
+class CambTranscriptionBatchOperator(_JsonBatch):
+    """Transcribe many media URLs (``POST /transcribe`` per item); save each transcript as ``<key>.json``:
+    ``{"text": ..., "segments": [...]}``, as ``CambTranscriptionResultOperator`` saves it.
+
+    Each item: ``media_url`` (a public http(s) URL CAMB fetches) and optionally ``language``, the project
+    fields and ``key``. The batch uploads no files: an item with ``media_file`` is refused before any request
+    (use ``CambTranscriptionOperator(media_file=...)``, mapped, for files to upload).
+
+    :param language: The spoken language of every item without its own: a CAMB language id, a locale tag or
+        ``"auto"`` (templated).
+    """
+
+    kind = TRANSCRIBE
+    result_operator = CambTranscriptionResultOperator
+    item_fields = ("media_url", "language", "media_file")
+    default_fields = ("language",)
+    template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+
+    def __init__(self, *, language: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.language = language
+
+    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
+        if fields.get("media_file") is not None:
+            raise CambInputError(
+                "a transcription batch uploads no files, so media_file is not taken; give media_url (a public "
+                "http(s) URL), or transcribe the file with CambTranscriptionOperator(media_file=...)."
+            )
+        if fields.get("media_url") is None:
+            raise CambInputError("media_url is missing: each item of a transcription batch needs its media's URL.")
+        return self.kind.create_request({name: value for name, value in fields.items() if name != "media_file"})
+
+    def item_detail(self, body: Mapping[str, Any]) -> str | None:
+        return media_detail(None, body.get("media_url"))

@@ -262,10 +262,13 @@ class CambBatchOperator(CambCreatingOperator):
 
     def _create_of(self, item: Item) -> CambCreate:
         """The item's create as the task memory keeps it, with how to recognise its task in CAMB.AI."""
-        body = item.request.json or {}
-        detail = starting(self.described_by, body.get(self.described_by))
+        body = item.request.json or item.request.form or {}
         what = f"CAMB {self.kind.label} task of item {item.key!r}"
-        return CambCreate(item_key(item.key), what, look_for(body.get("project_name"), detail))
+        return CambCreate(item_key(item.key), what, look_for(body.get("project_name"), self.item_detail(body)))
+
+    def item_detail(self, body: Mapping[str, Any]) -> str | None:
+        """How a person recognises an item's task in CAMB.AI besides its project (from its create's body)."""
+        return starting(self.described_by, body.get(self.described_by))
 
     # --- the steps ---------------------------------------------------------------------
 

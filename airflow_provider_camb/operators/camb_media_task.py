@@ -70,8 +70,11 @@ class CambMediaTaskOperator(CambTaskOperator):
 
     def look_for(self) -> str:
         """How a person recognises the task in CAMB.AI: its project, and the file's name or the URL's host."""
-        if self.media_file is not None:
-            detail = f"made from {str(self.media_file).rsplit('/', 1)[-1][:80]!r}"
-        else:
-            detail = f"made from media at {url_host(str(self.media_url))}"
-        return look_for(self.project_name, detail)
+        return look_for(self.project_name, media_detail(self.media_file, self.media_url))
+
+
+def media_detail(media_file: object, media_url: object) -> str:
+    """``made from 'talk.wav'`` or ``made from media at host``: a create's media, shown no further than that."""
+    if media_file is not None:
+        return f"made from {str(media_file).rsplit('/', 1)[-1][:80]!r}"
+    return f"made from media at {url_host(str(media_url))}"

@@ -46,5 +46,6 @@ class CambTranscriptionResultOperator(CambJsonResultOperator):
 
     kind = TRANSCRIBE
 
-    def document(self, result: Any) -> Any:
+    @staticmethod
+    def document(result: Any) -> Any:
         return {"text": " ".join(segment["text"].strip() for segment in result), "segments": result}

@@ -73,5 +73,6 @@ class CambTranslationResultOperator(CambJsonResultOperator):
 
     kind = TRANSLATE
 
-    def document(self, result: Any) -> Any:
+    @staticmethod
+    def document(result: Any) -> Any:
         return {"texts": result}
