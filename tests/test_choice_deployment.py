@@ -25,6 +25,7 @@ import requests
 
 from tests.deployment import DEPLOYMENT_TESTS, S3_CONN_ID, AirflowDeployment
 from tests.object_storage import ACCESS_KEY, SECRET_KEY
+from tests.shared import wait_until
 
 pytestmark = DEPLOYMENT_TESTS
 
@@ -82,10 +83,25 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_asking(airflow: AirflowDeployment, voices: Path, name: str) -> str:
-    """Trigger a run that asks a person; return its run id once ``choose_voice`` awaits input."""
+    """Trigger a run that asks a person; return its run id once ``choose_voice`` awaits input.
+
+    And once the scheduler has read the report of the worker that parked it: an answer before that is
+    failed by Airflow itself (apache/airflow#72716 on 3.3's awaiting_input path; README, "Choosing a voice
+    by ear"). A person takes longer than that; a test answering through the API must wait for it too.
+    """
     conf = {"destination": str(voices), "choose": "by ear", "voice_name": name}
     run_id = airflow.trigger(DAG_ID, conf, via="api")
     airflow.wait_for_task_state(DAG_ID, run_id, "choose_voice", "awaiting_input", timeout=240)
+    report = f"task_id='choose_voice', run_id='{run_id}', try_number=1"
+    wait_until(
+        lambda: any(
+            "Received executor event with state success" in line and report in line
+            for line in airflow.component_log("scheduler").splitlines()
+        ),
+        "the scheduler to read the report of the worker that asked",
+        timeout=120,
+        poll=0.5,
+    )
     return run_id
 
 
