@@ -139,11 +139,18 @@ def test_cancellation_closes_the_shared_client(camb_connection):
 
 
 def test_many_triggers_in_one_loop_share_one_session(camb_connection):
-    task_ids = [camb_connection.add_task(pending_seconds=0.5) for _ in range(20)]
+    # Each task answers PENDING to its first ten reads (2 s of polls), however slowly the waits start
+    # on a loaded machine: no wait ends, releasing the session, before every wait has polled once.
+    camb_connection.configure(pending_reads=10)
+    task_ids = [camb_connection.add_task() for _ in range(20)]
+
+    def every_wait_polled() -> bool:
+        return {r.path_id for r in camb_connection.requests("status")} == set(task_ids)
 
     async def wait_all() -> tuple[list[list[dict[str, Any]]], int]:
         runs = [asyncio.ensure_future(trigger_events(text_to_voice_trigger(t), 20)) for t in task_ids]
-        await until(lambda: camb_connection.request_count("status") >= 20, "a poll of every wait")
+        await until(every_wait_polled, "a poll of every wait")
+        assert not any(run.done() for run in runs)
         sessions = open_sessions()
         return list(await asyncio.gather(*runs)), sessions
 
