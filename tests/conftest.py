@@ -60,11 +60,7 @@ def camb_connection(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def camb(camb_connection: CambStandIn, monkeypatch: pytest.MonkeyPatch) -> CambStandIn:
-    """The stand-in for batches (``tests/test_batch*.py``): ``camb_connection``, its tasks pending 0.3 s, and
-    batch waits that fire at once."""
-    from airflow_provider_camb.triggers import camb_batch
-
-    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
+    """The stand-in for batches (``tests/test_batch*.py``): ``camb_connection``, its tasks pending 0.3 s."""
     camb_connection.configure(pending_seconds=0.3)
     return camb_connection
 

@@ -234,7 +234,8 @@ def test_every_kind_has_a_batch_operator_over_the_same_core(run_dag, camb, tmp_p
 
 def test_the_trigger_row_holds_only_ids_and_numbers_about_forty_bytes_a_task():
     ids = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(1000)]
-    classpath, kwargs = CambBatchTrigger("tts", ids, "camb_default", 5.0, 1.7e9, 250, 10_000, 4000, False).serialize()
+    trigger = CambBatchTrigger("tts", ids, "camb_default", 5.0, 1.7e9, 250, 10_000, 4000, False, 1.7e9, 30.0)
+    classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_camb.triggers.camb_batch.CambBatchTrigger"
     size = len(json.dumps(kwargs))
     assert 40_000 <= size <= 41_000  # max_in_flight=1000: 40 KB, whatever the batch's size
@@ -248,7 +249,26 @@ def test_the_trigger_row_holds_only_ids_and_numbers_about_forty_bytes_a_task():
         "total",
         "done",
         "creates_stopped",
+        "deferred_at",
+        "resume_margin",
     }
+
+
+def test_a_batch_trigger_row_without_the_deferral_time_still_loads():
+    row = {  # as the batch trigger wrote it before it held resume_margin: no deferred_at, no resume_margin
+        "kind": "tts",
+        "camb_task_ids": ["7c2f5f1e-0000-4000-8000-000000000000"],
+        "camb_conn_id": "camb_default",
+        "poll_interval": 5.0,
+        "deadline": 1.7e9,
+        "enough": 0,
+        "total": 1,
+        "done": 0,
+        "creates_stopped": False,
+    }
+    trigger = CambBatchTrigger(**json.loads(json.dumps(row)))
+    assert (trigger.deferred_at, trigger.resume_margin) == (None, None)
+    assert trigger.serialize()[1] == {**row, "deferred_at": None, "resume_margin": None}
 
 
 def test_at_the_timeout_pending_items_fail_and_the_rest_are_not_created(run_dag, camb, tmp_path):

@@ -14,7 +14,7 @@ from airflow_provider_camb._batch_items import check_items, default_key, read_it
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TTS
-from tests.shared import sha256_of
+from tests.shared import logged, sha256_of
 
 TTS_FIELDS = ("text", "voice_id", "language", "gender", "age")
 
@@ -264,14 +264,50 @@ def run_trigger(trigger):
     return asyncio.run(first_event())
 
 
-@pytest.fixture
-def no_hold(monkeypatch):
-    from airflow_provider_camb.triggers import camb_batch
+def test_in_a_triggerer_the_batch_wait_holds_its_event_until_resume_margin_after_the_deferral(camb_connection):
+    import time
 
-    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    # One task is done at once; "enough" is one. Held for 3 s after the deferral (apache/airflow#72716), the
+    # wait takes along the second, done at its second read, instead of firing with the first alone.
+    camb_connection.configure(pending_reads=1)
+    done, second = camb_connection.add_task(kind="tts", status="SUCCESS"), camb_connection.add_task(kind="tts")
+    trigger = CambBatchTrigger(
+        "tts", [done, second], poll_interval=0.1, enough=1, deferred_at=time.time(), resume_margin=3
+    )
+    trigger.trigger_id = 1  # as the triggerer sets it
+    event = run_trigger(trigger)
+    assert sorted(outcome["task_id"] for outcome in event["finished"]) == sorted([done, second])
 
 
-def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for_the_next(camb_connection, no_hold):
+def test_the_batch_wait_holds_for_the_margin_after_the_deferral_also_when_all_are_done(camb_connection, capfd):
+    import time
+
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    task = camb_connection.add_task(kind="tts", status="SUCCESS")
+    trigger = CambBatchTrigger("tts", [task], poll_interval=0.1, deferred_at=time.time(), resume_margin=1)
+    trigger.trigger_id = 1
+    event = run_trigger(trigger)
+    assert [outcome["task_id"] for outcome in event["finished"]] == [task]
+    assert "Resuming the Airflow task on a worker in" in logged(capfd)
+
+
+def test_outside_a_triggerer_the_batch_wait_never_holds(camb_connection, capfd):
+    import time
+
+    from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
+
+    task = camb_connection.add_task(kind="tts", status="SUCCESS")
+    trigger = CambBatchTrigger("tts", [task], poll_interval=0.1, deferred_at=time.time(), resume_margin=3600)
+    event = run_trigger(trigger)  # dag.test() or deferrable=False: no scheduler to race (3600 s would time out)
+    assert [outcome["task_id"] for outcome in event["finished"]] == [task]
+    output = logged(capfd)
+    assert "CAMB batch of" in output and "Resuming the Airflow task on a worker" not in output
+
+
+def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for_the_next(camb_connection):
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 
     quick = [camb_connection.add_task(kind="tts", pending_seconds=0.2) for _ in range(2)]
@@ -282,7 +318,7 @@ def test_the_batch_wait_fires_once_enough_tasks_finished_and_leaves_the_rest_for
     assert event["pending"] == 2 and event["creates_stopped"] is False
 
 
-def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb_connection, no_hold):
+def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb_connection):
     import time
 
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
@@ -295,7 +331,7 @@ def test_at_its_deadline_the_batch_wait_reports_every_task_still_pending(camb_co
     assert event["pending"] == 0
 
 
-def test_a_task_the_batch_wait_cannot_read_ends_alone(camb_connection, no_hold):
+def test_a_task_the_batch_wait_cannot_read_ends_alone(camb_connection):
     from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 
     known = camb_connection.add_task(kind="tts", pending_seconds=0.2)

@@ -228,9 +228,6 @@ def test_the_batch_speech_example_maps_one_speech_per_text(run_dag, camb_connect
 def test_the_audiobook_example_speaks_every_line_of_its_file_and_writes_the_manifest(
     run_dag, camb_connection, tmp_path, monkeypatch
 ):
-    from airflow_provider_camb.triggers import camb_batch
-
-    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
     camb_connection.configure(pending_seconds=0.5)
     lines = tmp_path / "chapter.jsonl"
     lines.write_text('{"key": "p1", "text": "First line."}\n{"key": "p2", "text": "Second line.", "voice_id": 8}\n')
@@ -258,9 +255,6 @@ def test_the_audiobook_example_speaks_every_line_of_its_file_and_writes_the_mani
 
 
 def test_the_audiobook_example_has_a_sample_chapter_of_its_own(run_dag, camb_connection, tmp_path, monkeypatch):
-    from airflow_provider_camb.triggers import camb_batch
-
-    monkeypatch.setattr(camb_batch, "MIN_WAIT", 0.0)
     camb_connection.configure(pending_seconds=0.5)
     result = run_dag.run(
         example_source(AUDIOBOOK, "example_batch_audiobook_sample"), run_conf={"destination": str(tmp_path)}

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_camb._lineage import CambLineageMixin
-from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, seconds
+from airflow_provider_camb._waiting import DEFAULT_POLL_INTERVAL, DEFAULT_RESUME_MARGIN, DEFAULT_TIMEOUT, seconds
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import CambKind
 
@@ -47,6 +47,8 @@ class CambCreatingOperator(CambOperator):
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param retry_uncertain_create: Let Airflow's retries create anew when CAMB may have created a task
         whose id is unknown (default False: fail without retries, which never pays twice).
+    :param resume_margin: Waiting deferred, a wait that resumes the task on a worker does so no sooner than
+        this many seconds after it deferred (apache/airflow#72716; docs/ending-waits.md). Default 30 s.
     """
 
     #: The CAMB task kind this operator creates (one of ``airflow_provider_camb.kinds.KINDS``).
@@ -66,6 +68,7 @@ class CambCreatingOperator(CambOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         retry_uncertain_create: bool = False,
+        resume_margin: float | timedelta = DEFAULT_RESUME_MARGIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,3 +79,4 @@ class CambCreatingOperator(CambOperator):
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = deferrable
         self.retry_uncertain_create = retry_uncertain_create
+        self.resume_margin = seconds(resume_margin, "resume_margin", zero=True)

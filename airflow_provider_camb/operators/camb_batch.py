@@ -92,6 +92,8 @@ class CambBatchOperator(CambCreatingOperator):
     :param poll_interval: Seconds between status polls of each pending task.
     :param timeout: Longest wait of one try, in seconds or a ``timedelta`` (default 24 hours).
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``); else on the worker.
+    :param resume_margin: Deferred, each wait resumes the task no sooner than this many seconds after it
+        deferred (apache/airflow#72716; default 30 s).
     :param max_failures: Items that may fail while the task still succeeds (default 0).
     :param recreate_failed: On a new try, give items that ended in ERROR, TIMEOUT or PAYMENT_REQUIRED a new
         CAMB task (default True); False keeps them failed.
@@ -224,6 +226,8 @@ class CambBatchOperator(CambCreatingOperator):
                 total=len(run.items),
                 done=len(run.having(SUCCEEDED, FAILED, SKIPPED)),
                 creates_stopped=run.creates_stopped,
+                deferred_at=time.time(),
+                resume_margin=self.resume_margin,
             )
             if self.deferrable:
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)

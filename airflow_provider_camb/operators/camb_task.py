@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_camb import _waiting
 from airflow_provider_camb._task_memory import TASK, CambCreate, TaskMemory, look_for, starting
-from airflow_provider_camb._waiting import DEFAULT_RESUME_MARGIN, seconds
 from airflow_provider_camb.api import CambTaskStatus, TaskStatus
 from airflow_provider_camb.operators._base import CambCreatingOperator
 
@@ -44,8 +42,6 @@ class CambTaskOperator(CambCreatingOperator):
         unless Airflow has listeners (e.g. OpenLineage's), which need tasks to end on a worker.
     :param retry_uncertain_create: Let Airflow's retries create a new task when CAMB may have created one
         whose id is unknown (default False: fail without retries, which never pays twice).
-    :param resume_margin: Waiting deferred, a wait that resumes on a worker does so no sooner than this many
-        seconds after it deferred (apache/airflow#72716; see ``CambTaskSensor``). Default 30 s.
     """
 
     #: The colour of every create operator in the Airflow UI.
@@ -56,13 +52,11 @@ class CambTaskOperator(CambCreatingOperator):
         *,
         wait_for_completion: bool = False,
         end_from_trigger: bool | None = None,
-        resume_margin: float | timedelta = DEFAULT_RESUME_MARGIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.end_from_trigger = _waiting.ends_in_the_triggerer(end_from_trigger)
-        self.resume_margin = seconds(resume_margin, "resume_margin", zero=True)
 
     @property
     def wait_timeout(self) -> float:

@@ -12,6 +12,7 @@ Why that, and how the default was sized: docs/ending-waits.md.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 #: Seconds between the deferral and the resume on a worker, by default. Measured on 2 loaded cores, the
 #: stale report was read at most 7.5 s after the deferral (the worker exits within a second; the rest is
@@ -33,3 +34,22 @@ def resume_hold(
     margin = DEFAULT_RESUME_MARGIN if resume_margin is None else resume_margin
     since = started if deferred_at is None else deferred_at
     return max(0.0, since + margin - (time.time() if now is None else now))
+
+
+def trigger_hold(trigger: Any, *, started: float) -> float:
+    """Seconds ``trigger`` (with ``deferred_at`` and ``resume_margin``) holds an event that resumes its task on a
+    worker (0: fire now). Only in a triggerer, which sets ``trigger_id``: ``dag.test()`` and a wait on the worker
+    have no scheduler to race.
+    """
+    if getattr(trigger, "trigger_id", None) is None:
+        return 0.0
+    return resume_hold(deferred_at=trigger.deferred_at, resume_margin=trigger.resume_margin, started=started)
+
+
+def log_hold(log: Any, hold: float) -> None:
+    """Say why an event waits ``hold`` seconds before it resumes the task on a worker."""
+    log.info(
+        "Resuming the Airflow task on a worker in %.1f s, so the scheduler has read the exit of the "
+        "worker that deferred it first (apache/airflow#72716; resume_margin).",
+        hold,
+    )

@@ -8,10 +8,14 @@ of every task that finished, when
 - ``enough`` tasks finished (the batch has items waiting for the slots they free), or
 - the deadline passed (the tasks still pending then report the deadline);
 
-and never sooner than ``MIN_WAIT`` seconds after it started (see below). Tasks still pending when it
-fires early are simply polled again by the next wait. Its serialized row holds only the CAMB task ids and
-numbers: about 40 bytes per pending task (``max_in_flight`` of them at most) plus 300 bytes, so 40 KB for a
-batch of any size with ``max_in_flight=1000``. A triggerer that dies loses nothing: the next one runs the
+and, in a triggerer, never sooner than ``resume_margin`` seconds after the batch deferred: its event
+resumes the task on a worker, and the scheduler must have read the exit of the worker that deferred
+first (apache/airflow#72716; ``triggers/_resume_margin.py``). Tasks that finish while it holds go
+along in the event; those still pending when it fires early are simply polled again by the next wait.
+
+Its serialized row holds only the CAMB task ids and numbers: about 40 bytes per pending task
+(``max_in_flight`` of them at most) plus 350 bytes, so 40 KB for a batch of any size with
+``max_in_flight=1000``. A triggerer that dies loses nothing: the next one runs the
 same row and polls the same ids again.
 """
 
@@ -31,10 +35,8 @@ from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import Log, poll_tasks
 from airflow_provider_camb.triggers._base import CambTrigger
+from airflow_provider_camb.triggers._resume_margin import log_hold, trigger_hold
 
-#: A batch wait does not fire sooner than this after it started, unless at its deadline: a task resumed
-#: seconds after it deferred can be failed by the stale "success" of its own deferral (apache/airflow#72716).
-MIN_WAIT = 10.0
 #: Seconds between progress lines.
 PROGRESS_EVERY = 60.0
 
@@ -56,6 +58,8 @@ class CambBatchTrigger(CambTrigger):
     :param total: How many items the whole batch has, and ``done`` how many of them are done, for the
         progress lines and their estimate of the time left.
     :param creates_stopped: The batch stopped creating (PAYMENT_REQUIRED); handed back in the event.
+    :param deferred_at: Epoch seconds when the batch deferred; None (a row without it): when ``run()`` started.
+    :param resume_margin: Least seconds from the deferral to the event (in a triggerer); None: the default.
     """
 
     def __init__(
@@ -69,6 +73,8 @@ class CambBatchTrigger(CambTrigger):
         total: int = 0,
         done: int = 0,
         creates_stopped: bool = False,
+        deferred_at: float | None = None,
+        resume_margin: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.kind = kind
@@ -80,6 +86,8 @@ class CambBatchTrigger(CambTrigger):
         self.total = int(total)
         self.done = int(done)
         self.creates_stopped = bool(creates_stopped)
+        self.deferred_at = deferred_at
+        self.resume_margin = resume_margin
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         finished = await wait_for_batch(self, self.log)
@@ -112,14 +120,16 @@ class _Quiet:
 async def wait_for_batch(batch: CambBatchTrigger, log: Log) -> list[WaitEvent]:
     """Poll every task of ``batch`` until it fires (see ``CambBatchTrigger``); return the outcomes that came.
 
-    The same coroutine serves the triggerer and a batch that waits on its worker (``deferrable=False``).
+    The same coroutine serves the triggerer and a batch that waits on its worker (``deferrable=False``,
+    where nothing deferred, so nothing holds).
     """
+    hold = trigger_hold(batch, started=time.time())
     started = time.monotonic()
     kind = kind_of(batch.kind)  # a name read from the trigger row: resolved here, once
     deadline = math.inf if batch.deadline is None else batch.deadline
     total = len(batch.camb_task_ids)
     enough = batch.enough if 0 < batch.enough < total else total
-    hold_until = started + MIN_WAIT
+    hold_until = started + hold
     arrived: asyncio.Queue[WaitEvent] = asyncio.Queue()
 
     async def collect() -> None:
@@ -146,6 +156,7 @@ async def wait_for_batch(batch: CambBatchTrigger, log: Log) -> list[WaitEvent]:
                 _report(batch, finished, total - len(finished), time.monotonic() - started, log)
                 next_report += PROGRESS_EVERY
         if time.monotonic() < hold_until and time.time() < deadline:
+            log_hold(log, hold_until - time.monotonic())
             await asyncio.sleep(hold_until - time.monotonic())
     finally:
         collector.cancel()

@@ -18,7 +18,7 @@ from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import kind_of
 from airflow_provider_camb.polling import poll_task
 from airflow_provider_camb.triggers._base import CambTrigger
-from airflow_provider_camb.triggers._resume_margin import resume_hold
+from airflow_provider_camb.triggers._resume_margin import log_hold, trigger_hold
 
 __all__ = ["CambTaskTrigger"]
 
@@ -102,15 +102,11 @@ class CambTaskTrigger(CambTrigger):
 
         Only in a triggerer (it sets ``trigger_id``): ``dag.test()`` has no scheduler to race.
         """
-        if isinstance(event, TaskSuccessEvent) or self.trigger_id is None:
+        if isinstance(event, TaskSuccessEvent):
             return
-        hold = resume_hold(deferred_at=self.deferred_at, resume_margin=self.resume_margin, started=started)
+        hold = trigger_hold(self, started=started)
         if hold > 0:
-            self.log.info(
-                "Resuming the Airflow task on a worker in %.1f s, so the scheduler has read the exit of the "
-                "worker that deferred it first (apache/airflow#72716; resume_margin).",
-                hold,
-            )
+            log_hold(self.log, hold)
             await asyncio.sleep(hold)
 
     async def _wait(self, started: float) -> events.WaitEvent:
