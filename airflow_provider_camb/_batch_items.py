@@ -4,7 +4,8 @@ Each item is a dict of the single create operator's fields of its kind, plus an 
 batch operator's own fields are defaults under every item. Every item goes through the kind's request
 builder in its module under ``kinds`` (the very checks of the single operator); a bad item, an unknown field or a
 duplicate key fails the batch with a ``CambInputError`` naming the item, its key and the reason,
-before any request.
+before any request. An item that uploads a media file carries it checked (``_media_file.MediaFile``): its path,
+not its bytes, which are read only while its own create is sent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from airflow_provider_camb._media_file import MediaFile
 from airflow_provider_camb._rendered import rendered_value
 from airflow_provider_camb._storage import storage_path
 from airflow_provider_camb.api import ApiRequest
@@ -33,12 +35,13 @@ _JSON_LINES = (".jsonl", ".ndjson", ".json")
 
 @dataclass(frozen=True)
 class Item:
-    """One checked item: where it came from, its key, and the create request to send for it."""
+    """One checked item: where it came from, its key, the create request to send for it and the file it uploads."""
 
     index: int
     where: str  # "item 3", or "line 4 of s3://bucket/lines.jsonl"
     key: str
     request: ApiRequest
+    media: MediaFile | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,15 @@ def _csv_items(text: str, uri: str) -> list[RawItem]:
     return raw
 
 
-def default_key(kind: str, request: ApiRequest) -> str:
-    """A stable key from an item's inputs: the first 16 hex digits of the sha256 of its checked request."""
+def default_key(kind: str, request: ApiRequest, media: MediaFile | None = None) -> str:
+    """A stable key from an item's inputs: the first 16 hex digits of the sha256 of its checked request and,
+    for an item that uploads a file, the file's name; not its folder (a staging or temporary folder may
+    differ between tries), nor its content (which would be read at every try and resume)."""
     fields: dict[str, Any] = {"kind": kind, "path": request.path, "body": request.json}
     if request.form is not None:  # a form kind's inputs (the keys of the JSON kinds stay as they were)
         fields["form"] = request.form
+    if media is not None:
+        fields["media_file"] = media.name
     inputs = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(inputs.encode()).hexdigest()[:16]
 
@@ -133,6 +140,7 @@ def check_items(
     fields: Sequence[str],
     defaults: Mapping[str, Any],
     build: Callable[[Mapping[str, Any]], ApiRequest],
+    media: Callable[[Mapping[str, Any]], MediaFile | None] | None = None,
 ) -> list[Item]:
     """Check every item with the kind's request builder; refuse bad items and duplicate keys.
 
@@ -141,6 +149,7 @@ def check_items(
     :param fields: The field names an item may have besides ``key``.
     :param defaults: Fields applied under every item (an item's own value wins).
     :param build: The kind's request builder over one item's fields (raises ``CambInputError``).
+    :param media: The checked file an item's create uploads, from its fields (raises ``CambInputError``).
     """
     if not raw:
         raise CambInputError("The batch has no items.")
@@ -158,11 +167,12 @@ def check_items(
         merged = {**defaults, **{name: value for name, value in item.fields.items() if name != "key"}}
         try:
             request = build(merged)
+            upload = None if media is None else media(merged)
         except CambInputError as error:
             problems.append(f"{label}: {error}")
             continue
         if key is None:
-            key = default_key(kind, request)
+            key = default_key(kind, request, upload)
         elif isinstance(key, int) and not isinstance(key, bool):
             key = str(key)
         if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
@@ -176,7 +186,7 @@ def check_items(
             problems.append(f"{label}: key {key!r} is also the key of {seen[key]}{same}.")
             continue
         seen[key] = item.where
-        checked.append(Item(item.index, item.where, key, request))
+        checked.append(Item(item.index, item.where, key, request, upload))
     if problems:
         shown = "\n".join(f"- {problem}" for problem in problems[:MAX_LISTED])
         more = f"\n... and {len(problems) - MAX_LISTED} more." if len(problems) > MAX_LISTED else ""

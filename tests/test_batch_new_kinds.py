@@ -121,22 +121,6 @@ def test_a_rerun_of_a_transcription_batch_over_the_same_destination_creates_noth
     assert_whole(tmp_path, manifest_of(tmp_path).values())
 
 
-def test_a_transcription_item_with_a_media_file_or_without_media_is_refused_before_any_request(
-    run_dag, camb, tmp_path, capfd
-):
-    media = tmp_path / "keynote.wav"
-    media.write_bytes(b"RIFF" + bytes(100))
-    items = [*talks(2), {"key": "upload", "media_file": str(media)}, {"key": "nothing", "language": 1}]
-    result = run_batch(run_dag, tmp_path / "out", operator=TRANSCRIPTION, items=items, language="auto")
-    assert result.task_states == {"batch": "failed"}
-    assert camb.requests() == []
-    message = capfd.readouterr().out
-    assert "CambInputError: 2 of 4 batch items are refused; nothing was sent" in message
-    assert "Item 2 (key 'upload'): a transcription batch uploads no files" in message
-    assert "CambTranscriptionOperator(media_file=...)" in message
-    assert "Item 3 (key 'nothing'): media_url is missing" in message
-
-
 def test_form_items_without_keys_get_keys_from_their_inputs():
     def build(fields):
         return CambTranscriptionBatchOperator(task_id="t", destination=".").item_request(fields)

@@ -17,6 +17,8 @@ from airflow_provider_camb.operators.camb_task import CambTaskOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_camb.hooks.camb import CambHook
+
 __all__ = ["CambAudioSeparationOperator", "CambAudioSeparationResultOperator"]
 
 
@@ -45,20 +47,31 @@ class CambAudioSeparationResultOperator(CambResultOperator):
 
     def save(self, context: Context, run_id: int, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
         stems: SeparatedAudio = self.hook.get_result(AUDIO_SEPARATION, run_id)
-        links = {"foreground": stems.foreground_url, "background": stems.background_url}
-        with result_files(folder) as files:  # both stems reach their final names, or neither does
-            saved = {
-                stem: self._download(files, f"camb_stems_run_{run_id}_{stem}", stem, url) for stem, url in links.items()
-            }
+        saved = save_stems(self.hook, folder, f"camb_stems_run_{run_id}", stems, self.max_bytes)
+        for stem, file in saved.items():
+            host = url_host(getattr(stems, f"{stem}_url"))
+            self.log.info(
+                "Downloaded the %s stem from %s (%d bytes, %s).", stem, host, file["bytes"], file["content_type"]
+            )
         self.record_result(context, self.hook.settings.base_url, AUDIO_SEPARATION, run_id, list(saved.values()))
         return saved
 
-    def _download(self, files: ResultFiles, name: str, stem: str, url: str) -> dict[str, Any]:
-        def fetch(target: IO[bytes]) -> DownloadedFile:
-            return self.hook.download_link(url, target, what=f"the {stem} stem", max_bytes=self.max_bytes)
 
-        final, file = files.write(name, fetch, lambda file: f"{name}.{media_extension(file.content_type, url)}")
-        self.log.info(
-            "Downloaded the %s stem from %s (%d bytes, %s).", stem, url_host(url), file.bytes, file.content_type
-        )
-        return {"path": str(final), "bytes": file.bytes, "sha256": file.sha256, "content_type": file.content_type}
+def save_stems(
+    hook: CambHook, folder: ObjectStoragePath, prefix: str, stems: SeparatedAudio, max_bytes: int | None
+) -> dict[str, dict[str, Any]]:
+    """Write both stems of a run into ``folder`` as ``<prefix>_{foreground,background}.<ext>``, both or neither;
+    returns ``{stem: {"path", "bytes", "sha256", "content_type"}}``."""
+    links = {"foreground": stems.foreground_url, "background": stems.background_url}
+    with result_files(folder) as files:  # both stems reach their final names, or neither does
+        return {stem: _save_stem(hook, files, f"{prefix}_{stem}", stem, url, max_bytes) for stem, url in links.items()}
+
+
+def _save_stem(
+    hook: CambHook, files: ResultFiles, name: str, stem: str, url: str, max_bytes: int | None
+) -> dict[str, Any]:
+    def fetch(target: IO[bytes]) -> DownloadedFile:
+        return hook.download_link(url, target, what=f"the {stem} stem", max_bytes=max_bytes)
+
+    final, file = files.write(name, fetch, lambda file: f"{name}.{media_extension(file.content_type, url)}")
+    return {"path": str(final), "bytes": file.bytes, "sha256": file.sha256, "content_type": file.content_type}

@@ -1,8 +1,8 @@
 """Batch operators: a catalogue of CAMB tasks of one kind in one Airflow task, each a small subclass of the batch core.
 
 ``CambTextToSpeechBatchOperator`` (and ``CambTranslatedTextToSpeechBatchOperator``), ``CambTextToSoundBatchOperator``,
-``CambDubbingBatchOperator``, ``CambTextToVoiceBatchOperator``, ``CambTranslationBatchOperator`` and
-``CambTranscriptionBatchOperator`` take ``items`` (or ``items_uri``), each item
+``CambDubbingBatchOperator``, ``CambTextToVoiceBatchOperator``, ``CambTranslationBatchOperator``,
+``CambTranscriptionBatchOperator`` and ``CambAudioSeparationBatchOperator`` take ``items`` (or ``items_uri``), each item
 holding the fields of the kind's single create operator plus an optional ``key``; their own fields of the
 same names are defaults for every item. What they write, per item ``key``:
 
@@ -10,7 +10,11 @@ same names are defaults for every item. What they write, per item ``key``:
 - dubbing: ``<key>[_<language>]_{audio,video,transcript}.<ext>`` (in bulk: ``POST /dubbing-results``);
 - text-to-voice: every preview, ``<key>_preview_<i>.<ext>`` (CAMB has no bulk endpoint for them);
 - translation and transcription: ``<key>.json``, the document their single result operator saves (in bulk:
-  ``POST /translation-results``, ``/transcription-results``).
+  ``POST /translation-results``, ``/transcription-results``);
+- audio separation: ``<key>_foreground.<ext>`` and ``<key>_background.<ext>`` (in bulk:
+  ``POST /audio-separation-results``).
+
+Transcription and audio separation items may upload a ``media_file`` each (``UploadingBatch``).
 
 See ``CambBatchOperator`` for the parameters they share, the manifest and what a retry does.
 """
@@ -27,11 +31,12 @@ from airflow_provider_camb._manifest import Entry
 from airflow_provider_camb._storage import media_extension, result_files
 from airflow_provider_camb._task_memory import starting
 from airflow_provider_camb.api import ApiRequest
-from airflow_provider_camb.exceptions import CambInputError
-from airflow_provider_camb.kinds import DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
+from airflow_provider_camb.kinds import AUDIO_SEPARATION, DUB, TEXT_TO_SOUND, TEXT_TO_VOICE, TRANSLATED_TTS, TTS
 from airflow_provider_camb.kinds._fields import PROJECT_FIELDS
 from airflow_provider_camb.kinds.transcribe import TRANSCRIBE
 from airflow_provider_camb.kinds.translate import TRANSLATE
+from airflow_provider_camb.operators._uploading_batch import UploadingBatch
+from airflow_provider_camb.operators.audio_separation import save_stems
 from airflow_provider_camb.operators.camb_batch import CambBatchOperator
 from airflow_provider_camb.operators.camb_json_result import CambJsonResultOperator, write_json
 from airflow_provider_camb.operators.camb_media_task import media_detail
@@ -41,6 +46,7 @@ from airflow_provider_camb.operators.transcription import CambTranscriptionResul
 from airflow_provider_camb.operators.translation import CambTranslationResultOperator
 
 __all__ = [
+    "CambAudioSeparationBatchOperator",
     "CambDubbingBatchOperator",
     "CambTextToSoundBatchOperator",
     "CambTextToSpeechBatchOperator",
@@ -296,13 +302,13 @@ class CambTranslationBatchOperator(_JsonBatch):
         return starting("first text", texts[0])
 
 
-class CambTranscriptionBatchOperator(_JsonBatch):
-    """Transcribe many media URLs (``POST /transcribe`` per item); save each transcript as ``<key>.json``:
+class CambTranscriptionBatchOperator(UploadingBatch, _JsonBatch):
+    """Transcribe many media files or URLs (``POST /transcribe`` per item); save each transcript as ``<key>.json``:
     ``{"text": ..., "segments": [...]}``, as ``CambTranscriptionResultOperator`` saves it.
 
-    Each item: ``media_url`` (a public http(s) URL CAMB fetches) and optionally ``language``, the project
-    fields and ``key``. The batch uploads no files: an item with ``media_file`` is refused before any request
-    (use ``CambTranscriptionOperator(media_file=...)``, mapped, for files to upload).
+    Each item: ``media_file`` (a local path or object storage URI, uploaded with its create) or ``media_url``
+    (a public http(s) URL CAMB fetches), one of them, and optionally ``language``, the project fields and
+    ``key``. See ``UploadingBatch`` for ``media_conn_id`` and how files are checked.
 
     :param language: The spoken language of every item without its own: a CAMB language id, a locale tag or
         ``"auto"`` (templated).
@@ -318,15 +324,25 @@ class CambTranscriptionBatchOperator(_JsonBatch):
         super().__init__(**kwargs)
         self.language = language
 
-    def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
-        if fields.get("media_file") is not None:
-            raise CambInputError(
-                "a transcription batch uploads no files, so media_file is not taken; give media_url (a public "
-                "http(s) URL), or transcribe the file with CambTranscriptionOperator(media_file=...)."
-            )
-        if fields.get("media_url") is None:
-            raise CambInputError("media_url is missing: each item of a transcription batch needs its media's URL.")
-        return self.kind.create_request({name: value for name, value in fields.items() if name != "media_file"})
-
     def item_detail(self, body: Mapping[str, Any]) -> str | None:
         return media_detail(None, body.get("media_url"))
+
+
+class CambAudioSeparationBatchOperator(UploadingBatch):
+    """Separate many media files into voice and background (``POST /audio-separation`` per item, uploading the
+    item's ``media_file``); save both stems as ``<key>_foreground.<ext>`` and ``<key>_background.<ext>``, both
+    or neither, as ``CambAudioSeparationResultOperator`` saves them (the links in bulk).
+
+    Each item: ``media_file`` (a local path or object storage URI), the project fields and ``key``. See
+    ``UploadingBatch`` for ``media_conn_id`` and how files are checked.
+    """
+
+    kind = AUDIO_SEPARATION
+    item_fields = ("media_file",)
+
+    def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
+        return self.hook.get_results(self.kind, run_ids)
+
+    def save_item(self, folder: ObjectStoragePath, entry: Entry, result: Any) -> list[dict[str, Any]]:
+        saved = save_stems(self.hook, folder, entry.key, result, self.max_bytes)
+        return [_listed(file) for file in saved.values()]

@@ -19,6 +19,9 @@ is kept in the task state store (``_task_memory``, Airflow 3.3+) from before it 
 known. A new try reads the manifest, asks the store about the items marked ``creating``, and never
 creates again an item whose CAMB task is pending or succeeded; only items that ended in ERROR, TIMEOUT or
 PAYMENT_REQUIRED get new tasks (unless ``recreate_failed=False``). Partial failures are never green.
+An item that uploads a media file (``operators/_uploading_batch.py``) sends it inside its one create
+request, so that window stays one request; creates go one at a time and each opens its item's file only
+while it is sent, so one file at most is read into memory at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -44,6 +48,7 @@ from airflow_provider_camb._batch_run import (
 )
 from airflow_provider_camb._lineage import attach_asset_extras, stored_file
 from airflow_provider_camb._manifest import CREATING, FAILED, NEW, PENDING, READY, SKIPPED, SUCCEEDED, Entry
+from airflow_provider_camb._media_file import MediaFile, upload_parts
 from airflow_provider_camb._storage import destination_folder
 from airflow_provider_camb._task_memory import CambCreate, TaskMemory, item_key, look_for, starting
 from airflow_provider_camb.api import BULK_RESULTS_MAX, ApiRequest, TaskStatus, whole_number
@@ -59,6 +64,7 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks._rate_limit import KeyLimiter
 from airflow_provider_camb.operators._base import CambCreatingOperator
+from airflow_provider_camb.operators.camb_media_task import media_detail
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger, wait_for_batch
 
 if TYPE_CHECKING:
@@ -163,6 +169,10 @@ class CambBatchOperator(CambCreatingOperator):
         """The create request of one item (its fields over the defaults), built and checked by its kind."""
         return self.kind.create_request(fields)
 
+    def item_media(self, fields: Mapping[str, Any], *, look: bool) -> MediaFile | None:
+        """The checked file an item's create uploads (None: it uploads none; ``look``: check that it exists)."""
+        return None
+
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         """The results of up to 100 successful runs by run id (in bulk where CAMB can)."""
         raise NotImplementedError
@@ -174,7 +184,7 @@ class CambBatchOperator(CambCreatingOperator):
     # --- the flow ------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        run = self._prepare(deadline=time.time() + self.timeout)
+        run = self._prepare(deadline=time.time() + self.timeout, look=True)
         self._reconcile(context, run)
         return self._advance(context, run)
 
@@ -184,12 +194,13 @@ class CambBatchOperator(CambCreatingOperator):
         run = self._prepare(
             deadline=time.time() + self.timeout if deadline is None else float(deadline),
             creates_stopped=bool(event.get("creates_stopped")),
+            look=False,  # this try looked at every item's file before its first request
         )
         apply_outcomes(run, event.get("finished", []))
         return self._advance(context, run)
 
-    def _prepare(self, *, deadline: float, creates_stopped: bool = False) -> BatchRun:
-        """Read and check every item (before any request), then read the manifest."""
+    def _prepare(self, *, deadline: float, look: bool, creates_stopped: bool = False) -> BatchRun:
+        """Read and check every item (before any request; ``look``: their files too), then read the manifest."""
         defaults = {name: getattr(self, name) for name in (*self.default_fields, *self.project_fields)}
         checked = check_items(
             read_items(self.items, self.items_uri, self.items_conn_id),
@@ -197,6 +208,7 @@ class CambBatchOperator(CambCreatingOperator):
             fields=(*self.item_fields, *self.project_fields),
             defaults={name: value for name, value in defaults.items() if value is not None},
             build=self.item_request,
+            media=lambda fields: self.item_media(fields, look=look),
         )
         folder = destination_folder(self.destination, conn_id=self.destination_conn_id)
         name = self.manifest_name or f"camb_batch_{self.task_id}.manifest.jsonl"
@@ -268,7 +280,8 @@ class CambBatchOperator(CambCreatingOperator):
         """The item's create as the task memory keeps it, with how to recognise its task in CAMB.AI."""
         body = item.request.json or item.request.form or {}
         what = f"CAMB {self.kind.label} task of item {item.key!r}"
-        return CambCreate(item_key(item.key), what, look_for(body.get("project_name"), self.item_detail(body)))
+        detail = self.item_detail(body) if item.media is None else media_detail(item.media.name, None)
+        return CambCreate(item_key(item.key), what, look_for(body.get("project_name"), detail))
 
     def item_detail(self, body: Mapping[str, Any]) -> str | None:
         """How a person recognises an item's task in CAMB.AI besides its project (from its create's body)."""
@@ -299,6 +312,17 @@ class CambBatchOperator(CambCreatingOperator):
             self.log.info("Created %d CAMB tasks; %d pending.", len(block), len(run.having(PENDING)))
 
     def _create_one(self, run: BatchRun, memory: TaskMemory, entry: Entry) -> None:
+        """Create the item's task; its media file (if any) is open, and read, only while this create is sent."""
+        item = run.items[entry.key]
+        with ExitStack() as uploading:
+            try:
+                parts = uploading.enter_context(upload_parts(self.kind, item.media))
+            except CambInputError as error:  # the file went away since it was checked: nothing was sent
+                entry.fail(f"Item {entry.key!r} ({item.where}): {error}", "Restore the file, then run the task again.")
+                return
+            self._send_create(run, memory, entry, parts)
+
+    def _send_create(self, run: BatchRun, memory: TaskMemory, entry: Entry, parts: dict[str, Any]) -> None:
         item = run.items[entry.key]
         what = f"creating the CAMB {self.kind.label} task of item {entry.key!r}"
         while True:
@@ -308,7 +332,7 @@ class CambBatchOperator(CambCreatingOperator):
             try:
                 task_id = memory.start(
                     self._create_of(item),
-                    lambda: self.hook.create_task(item.request, self.kind, wait_out_rate_limits=False),
+                    lambda: self.hook.create_task(item.request, self.kind, wait_out_rate_limits=False, **parts),
                 )
             except CambRateLimitError as error:
                 run.limiter.refused(error.retry_after, epoch)

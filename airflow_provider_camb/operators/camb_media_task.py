@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import mimetypes
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_camb._storage import storage_path
+from airflow_provider_camb._media_file import media_to_upload, upload_parts
 from airflow_provider_camb._task_memory import look_for
-from airflow_provider_camb.api import url_host, whole_number
-from airflow_provider_camb.exceptions import CambInputError
+from airflow_provider_camb.api import url_host
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 if TYPE_CHECKING:
@@ -26,8 +24,6 @@ class CambMediaTaskOperator(CambTaskOperator):
     :param max_bytes: Refuse a ``media_file`` larger than this many bytes (default: no limit).
     """
 
-    #: Whether CAMB also takes a ``media_url`` instead of a file for this kind.
-    takes_media_url: ClassVar[bool] = False
     media_url: str | None = None
 
     def __init__(
@@ -44,28 +40,20 @@ class CambMediaTaskOperator(CambTaskOperator):
         self.max_bytes = max_bytes
 
     def create(self, context: Context) -> str:
-        """Check the fields, then the file (it exists and fits ``max_bytes``), then send them with the file."""
-        if self.takes_media_url and (self.media_file is None) == (self.media_url is None):
-            raise CambInputError("Give media_file (a local or object storage path) or media_url, exactly one of them.")
-        if not self.takes_media_url and self.media_file is None:
-            raise CambInputError(f"A CAMB {self.kind.label} task needs media_file (a local or object storage path).")
+        """Check the media (a file that exists and fits ``max_bytes``, or a URL) and the fields, then send them."""
+        media = media_to_upload(
+            self.kind, self.media_file, self.media_url, conn_id=self.media_conn_id, max_bytes=self.max_bytes
+        )
         request = self.kind.create_request(self.kind.fields_of(self))
-        if self.media_file is None:
-            return self.hook.create_task(request, self.kind)
-        limit = whole_number("max_bytes", self.max_bytes, optional=True)
-        path = storage_path(self.media_file, "media_file", conn_id=self.media_conn_id)
-        try:
-            size = path.stat().st_size if path.is_file() else None
-        except OSError:
-            size = None
-        if size is None:
-            raise CambInputError(f"The media_file {str(path)!r} does not exist or is not a file.")
-        if limit is not None and size > limit:
-            raise CambInputError(f"The media_file {str(path)!r} is {size} bytes; max_bytes allows {limit}.")
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self.log.info("Uploading %s (%d bytes, %s) to a new CAMB %s task.", path, size, content_type, self.kind.label)
-        with path.open("rb") as file:  # type: ignore[no-untyped-call]
-            parts: dict[str, Any] = {self.kind.upload: (path.name or "media", file, content_type)}
+        if media is not None:
+            self.log.info(
+                "Uploading %s (%s bytes, %s) to a new CAMB %s task.",
+                media.path,
+                media.size,
+                media.content_type,
+                self.kind.label,
+            )
+        with upload_parts(self.kind, media) as parts:
             return self.hook.create_task(request, self.kind, **parts)
 
     def look_for(self) -> str:

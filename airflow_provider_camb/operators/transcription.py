@@ -26,7 +26,6 @@ class CambTranscriptionOperator(CambMediaTaskOperator):
     """
 
     kind = TRANSCRIBE
-    takes_media_url = True
     template_fields: Sequence[str] = ("language", "media_url", "media_file", *CambTaskOperator.project_fields)
     ui_color = "#fde9d9"
 
