@@ -9,6 +9,7 @@ arguments where users read them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, ClassVar
@@ -34,6 +35,13 @@ class CambOperator(CambLineageMixin, BaseOperator):
     @cached_property
     def hook(self) -> CambHook:
         return CambHook(self.camb_conn_id)
+
+    def keep_fields(self, arguments: Mapping[str, Any], names: Iterable[str]) -> None:
+        """Keep each of ``names`` that ``arguments`` holds as the attribute of that name: the fields a request is
+        built from by name (``CambKind.fields_of``), from an ``__init__``'s ``locals()`` taken first thing."""
+        for name in names:
+            if name in arguments:
+                setattr(self, name, arguments[name])
 
 
 class CambCreatingOperator(CambOperator):

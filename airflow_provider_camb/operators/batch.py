@@ -41,9 +41,11 @@ from airflow_provider_camb.operators.camb_batch import CambBatchOperator
 from airflow_provider_camb.operators.camb_json_result import CambJsonResultOperator, write_json
 from airflow_provider_camb.operators.camb_media_task import media_detail
 from airflow_provider_camb.operators.dubbing import dubbed_stems, save_dubbed
+from airflow_provider_camb.operators.text_to_sound import _TextToSoundOptions
+from airflow_provider_camb.operators.text_to_speech import _TtsOptions
 from airflow_provider_camb.operators.text_to_voice import save_preview
 from airflow_provider_camb.operators.transcription import CambTranscriptionResultOperator
-from airflow_provider_camb.operators.translation import CambTranslationResultOperator
+from airflow_provider_camb.operators.translation import CambTranslationResultOperator, _TranslationOptions
 
 __all__ = [
     "CambAudioSeparationBatchOperator",
@@ -78,7 +80,7 @@ class _MediaBatch(CambBatchOperator):
         return [_manifest.listed(final, saved.bytes, saved.sha256)]
 
 
-class CambTextToSpeechBatchOperator(_MediaBatch):
+class CambTextToSpeechBatchOperator(_TtsOptions, _MediaBatch):
     """Speak many texts (``POST /tts`` per item) and save each speech as ``<key>.<ext>``.
 
     Each item: ``text`` and optionally ``voice_id``, ``language``, ``gender``, ``age``, the project fields
@@ -95,23 +97,12 @@ class CambTextToSpeechBatchOperator(_MediaBatch):
     default_fields = ("voice_id", "language", "gender", "age")
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
 
-    def __init__(
-        self,
-        *,
-        voice_id: int | str | None = None,
-        language: int | str | None = None,
-        gender: int | str | None = None,
-        age: int | str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, voice_id: int | str | None = None, language: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.voice_id = voice_id
-        self.language = language
-        self.gender = gender
-        self.age = age
+        self.keep_fields(locals(), self.kind.fields)
 
 
-class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
+class CambTranslatedTextToSpeechBatchOperator(_TranslationOptions, _MediaBatch):
     """Speak many texts in another language (``POST /translated-tts`` per item); save each as ``<key>.<ext>``.
 
     Each item: ``text`` and optionally ``voice_id``, ``source_language``, ``target_language``, ``gender``,
@@ -120,17 +111,8 @@ class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
     """
 
     kind = TRANSLATED_TTS
-    item_fields = (
-        "text",
-        "voice_id",
-        "source_language",
-        "target_language",
-        "gender",
-        "age",
-        "formality",
-        "chosen_dictionaries",
-    )
-    default_fields = ("voice_id", "source_language", "target_language", "gender", "age", "formality")
+    item_fields = tuple(name for name in TRANSLATED_TTS.fields if name not in PROJECT_FIELDS)
+    default_fields = tuple(name for name in item_fields if name != "text")
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
 
     def __init__(
@@ -139,21 +121,13 @@ class CambTranslatedTextToSpeechBatchOperator(_MediaBatch):
         voice_id: int | str | None = None,
         source_language: int | str | None = None,
         target_language: int | str | None = None,
-        gender: int | str | None = None,
-        age: int | str | None = None,
-        formality: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.voice_id = voice_id
-        self.source_language = source_language
-        self.target_language = target_language
-        self.gender = gender
-        self.age = age
-        self.formality = formality
+        self.keep_fields(locals(), self.kind.fields)
 
 
-class CambTextToSoundBatchOperator(_MediaBatch):
+class CambTextToSoundBatchOperator(_TextToSoundOptions, _MediaBatch):
     """Make many sounds or pieces of music (``POST /text-to-sound`` per item); save each as ``<key>.<ext>``.
 
     Each item: ``prompt`` and optionally ``duration``, ``audio_type``, the project fields and ``key``.
@@ -167,11 +141,6 @@ class CambTextToSoundBatchOperator(_MediaBatch):
     default_fields = ("duration", "audio_type")
     described_by: ClassVar[str] = "prompt"
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
-
-    def __init__(self, *, duration: float | str | None = None, audio_type: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.duration = duration
-        self.audio_type = audio_type
 
 
 class CambDubbingBatchOperator(CambBatchOperator):
@@ -199,8 +168,7 @@ class CambDubbingBatchOperator(CambBatchOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.source_language = source_language
-        self.target_languages = target_languages
+        self.keep_fields(locals(), self.kind.fields)
 
     def fetch_results(self, run_ids: list[int]) -> dict[int, Any]:
         return self.hook.get_dub_results(run_ids)
@@ -229,11 +197,11 @@ class CambTextToVoiceBatchOperator(CambBatchOperator):
     item_fields = ("text", "voice_description")
     default_fields = ("voice_description",)
     template_fields: Sequence[str] = (*CambBatchOperator.template_fields, *default_fields)
+    check_description: bool
 
     def __init__(self, *, voice_description: str | None = None, check_description: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.voice_description = voice_description
-        self.check_description = check_description
+        self.keep_fields(locals(), self.kind.fields)
 
     def item_request(self, fields: Mapping[str, Any]) -> ApiRequest:
         return self.kind.create_request({**fields, "check_description": self.check_description})
@@ -264,7 +232,7 @@ class _JsonBatch(CambBatchOperator):
         return [_manifest.listed(final, saved.bytes, saved.sha256)]
 
 
-class CambTranslationBatchOperator(_JsonBatch):
+class CambTranslationBatchOperator(_TranslationOptions, _JsonBatch):
     """Translate many lists of texts (``POST /translate`` per item); save each as ``<key>.json``: ``{"texts": [...]}``.
 
     Each item: ``texts`` and optionally ``source_language``, ``target_language``, ``age``, ``formality``,
@@ -283,19 +251,10 @@ class CambTranslationBatchOperator(_JsonBatch):
         *,
         source_language: int | str | None = None,
         target_language: int | str | None = None,
-        age: int | str | None = None,
-        formality: int | str | None = None,
-        gender: int | str | None = None,
-        chosen_dictionaries: list[int | str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.source_language = source_language
-        self.target_language = target_language
-        self.age = age
-        self.formality = formality
-        self.gender = gender
-        self.chosen_dictionaries = chosen_dictionaries
+        self.keep_fields(locals(), self.kind.fields)
 
     def item_detail(self, body: Mapping[str, Any]) -> str | None:
         texts = body.get("texts") or [None]
@@ -322,7 +281,7 @@ class CambTranscriptionBatchOperator(UploadingBatch, _JsonBatch):
 
     def __init__(self, *, language: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.language = language
+        self.keep_fields(locals(), self.kind.fields)
 
     def item_detail(self, body: Mapping[str, Any]) -> str | None:
         return media_detail(None, body.get("media_url"))

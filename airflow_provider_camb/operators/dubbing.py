@@ -57,6 +57,7 @@ class CambDubbingOperator(CambTaskOperator):
         "transcription_mode",
         *CambTaskOperator.project_fields,
     )
+    video_url: str
 
     def __init__(
         self,
@@ -74,16 +75,7 @@ class CambDubbingOperator(CambTaskOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.video_url = video_url
-        self.source_language = source_language
-        self.target_languages = target_languages
-        self.selected_audio_tracks = selected_audio_tracks
-        self.add_output_as_an_audio_track = add_output_as_an_audio_track
-        self.chosen_dictionaries = chosen_dictionaries
-        self.ai_optimization = ai_optimization
-        self.transcription_mode = transcription_mode
-        self.source_transcript = source_transcript
-        self.target_transcripts = target_transcripts
+        self.keep_fields(locals(), self.kind.fields)
 
     def look_for(self) -> str:
         """The project and the media's host (``video_url`` may be a bearer link: never more than its host)."""

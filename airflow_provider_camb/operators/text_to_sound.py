@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_camb.kinds import TEXT_TO_SOUND
+from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
@@ -15,7 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["CambTextToSoundOperator", "CambTextToSoundResultOperator"]
 
 
-class CambTextToSoundOperator(CambTaskOperator):
+class _TextToSoundOptions(CambCreatingOperator):
+    """The optional fields of a text-to-sound task (``kinds.text_to_sound.TextToSoundOptions``), taken by
+    ``CambTextToSoundOperator`` and, as every item's defaults, by ``CambTextToSoundBatchOperator``."""
+
+    def __init__(self, *, duration: float | str | None = None, audio_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.keep_fields(locals(), self.kind.fields)
+
+
+class CambTextToSoundOperator(_TextToSoundOptions, CambTaskOperator):
     """Start a CAMB.AI text-to-sound task (``POST /text-to-sound``); return the task id, or the run id when waiting.
 
     Input is checked before anything is sent: an empty or over-long prompt, a duration that is not a
@@ -36,18 +46,9 @@ class CambTextToSoundOperator(CambTaskOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "txt"}
     described_by = "prompt"
 
-    def __init__(
-        self,
-        *,
-        prompt: str,
-        duration: float | str | None = None,
-        audio_type: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, prompt: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt = prompt
-        self.duration = duration
-        self.audio_type = audio_type
+        self.keep_fields(locals(), self.kind.fields)
 
 
 class CambTextToSoundResultOperator(CambMediaResultOperator):

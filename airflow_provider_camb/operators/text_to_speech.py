@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_camb.kinds import TRANSLATED_TTS, TTS
+from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
+from airflow_provider_camb.operators.translation import _TranslationOptions
 
 if TYPE_CHECKING:
     pass
@@ -21,7 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["CambTextToSpeechOperator", "CambTextToSpeechResultOperator", "CambTranslatedTextToSpeechOperator"]
 
 
-class CambTextToSpeechOperator(CambTaskOperator):
+class _TtsOptions(CambCreatingOperator):
+    """The optional fields of a text-to-speech task (``kinds.tts.TtsOptions``), taken by
+    ``CambTextToSpeechOperator`` and, as every item's defaults, by ``CambTextToSpeechBatchOperator``."""
+
+    def __init__(self, *, gender: int | str | None = None, age: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.keep_fields(locals(), self.kind.fields)
+
+
+class CambTextToSpeechOperator(_TtsOptions, CambTaskOperator):
     """Start a CAMB.AI text-to-speech task (``POST /tts``); return the CAMB task id, or the run id when waiting.
 
     Input is checked before anything is sent: empty or over-long text, and a voice id, language,
@@ -48,25 +59,12 @@ class CambTextToSpeechOperator(CambTaskOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt"}
 
-    def __init__(
-        self,
-        *,
-        text: str,
-        voice_id: int | str,
-        language: int | str,
-        gender: int | str | None = None,
-        age: int | str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, text: str, voice_id: int | str, language: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.text = text
-        self.voice_id = voice_id
-        self.language = language
-        self.gender = gender
-        self.age = age
+        self.keep_fields(locals(), self.kind.fields)
 
 
-class CambTranslatedTextToSpeechOperator(CambTaskOperator):
+class CambTranslatedTextToSpeechOperator(_TranslationOptions, CambTaskOperator):
     """Start a CAMB.AI translated text-to-speech task (``POST /translated-tts``): ``text`` spoken in another language.
 
     Checked and waited on like ``CambTextToSpeechOperator``; its speech is saved by ``CambTextToSpeechResultOperator``.
@@ -101,21 +99,10 @@ class CambTranslatedTextToSpeechOperator(CambTaskOperator):
         voice_id: int | str,
         source_language: int | str,
         target_language: int | str,
-        gender: int | str | None = None,
-        age: int | str | None = None,
-        formality: int | str | None = None,
-        chosen_dictionaries: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.text = text
-        self.voice_id = voice_id
-        self.source_language = source_language
-        self.target_language = target_language
-        self.gender = gender
-        self.age = age
-        self.formality = formality
-        self.chosen_dictionaries = chosen_dictionaries
+        self.keep_fields(locals(), self.kind.fields)
 
 
 class CambTextToSpeechResultOperator(CambMediaResultOperator):

@@ -72,18 +72,9 @@ class TextToVoiceOperator(CambTaskOperator):
     template_fields: Sequence[str] = ("text", "voice_description", *CambTaskOperator.project_fields)
     template_fields_renderers: ClassVar[dict[str, str]] = {"text": "txt", "voice_description": "txt"}
 
-    def __init__(
-        self,
-        *,
-        text: str,
-        voice_description: str,
-        check_description: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, text: str, voice_description: str, check_description: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.text = text
-        self.voice_description = voice_description
-        self.check_description = check_description
+        self.keep_fields(locals(), self.kind.fields)
 
 
 class TextToVoiceResultOperator(CambResultOperator):

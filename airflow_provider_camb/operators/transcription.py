@@ -31,8 +31,7 @@ class CambTranscriptionOperator(CambMediaTaskOperator):
 
     def __init__(self, *, language: int | str, media_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.language = language
-        self.media_url = media_url
+        self.keep_fields(locals(), self.kind.fields)
 
 
 class CambTranscriptionResultOperator(CambJsonResultOperator):

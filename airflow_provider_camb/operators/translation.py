@@ -6,13 +6,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_camb.kinds.translate import TRANSLATE
+from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.operators.camb_json_result import CambJsonResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 
 __all__ = ["CambTranslationOperator", "CambTranslationResultOperator"]
 
 
-class CambTranslationOperator(CambTaskOperator):
+class _TranslationOptions(CambCreatingOperator):
+    """The optional fields of a translation (``kinds.translate.TranslateOptions``), which a translated
+    text-to-speech task takes too; taken by both kinds' single operators and, as every item's defaults, by
+    their batch operators."""
+
+    def __init__(
+        self,
+        *,
+        age: int | str | None = None,
+        formality: int | str | None = None,
+        gender: int | str | None = None,
+        chosen_dictionaries: list[int | str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.keep_fields(locals(), self.kind.fields)
+
+
+class CambTranslationOperator(_TranslationOptions, CambTaskOperator):
     """Start a CAMB.AI translation task (``POST /translate``); return the task id, or the run id when waiting.
 
     Input is checked before anything is sent: no texts or an empty one, a language that is neither a
@@ -48,20 +67,10 @@ class CambTranslationOperator(CambTaskOperator):
         texts: list[str],
         source_language: int | str,
         target_language: int | str,
-        age: int | str | None = None,
-        formality: int | str | None = None,
-        gender: int | str | None = None,
-        chosen_dictionaries: list[int | str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.texts = texts
-        self.source_language = source_language
-        self.target_language = target_language
-        self.age = age
-        self.formality = formality
-        self.gender = gender
-        self.chosen_dictionaries = chosen_dictionaries
+        self.keep_fields(locals(), self.kind.fields)
 
 
 class CambTranslationResultOperator(CambJsonResultOperator):
