@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from airflow_provider_camb.kinds import TEXT_TO_SOUND
 from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["CambTextToSoundOperator", "CambTextToSoundResultOperator"]
 

@@ -9,16 +9,13 @@ XCom of ``CambCreateCustomVoiceOperator``, so design -> keep -> speak is wired w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from airflow_provider_camb.kinds import TRANSLATED_TTS, TTS
 from airflow_provider_camb.operators._base import CambCreatingOperator
 from airflow_provider_camb.operators.camb_media_result import CambMediaResultOperator
 from airflow_provider_camb.operators.camb_task import CambTaskOperator
 from airflow_provider_camb.operators.translation import _TranslationOptions
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["CambTextToSpeechOperator", "CambTextToSpeechResultOperator", "CambTranslatedTextToSpeechOperator"]
 
