@@ -37,7 +37,7 @@ import pytest  # noqa: E402
 from airflow_provider_camb.testing import CambStandIn  # noqa: E402
 from tests.airflow_harness import DagRunner, migrate_database  # noqa: E402
 from tests.object_storage import MotoS3  # noqa: E402
-from tests.shared import connect, create_and_save_in_a_dag  # noqa: E402
+from tests.shared import MEDIA, connect, create_and_save_in_a_dag  # noqa: E402
 
 pytest_plugins = ["airflow_provider_camb.testing.pytest_plugin"]
 
@@ -77,6 +77,14 @@ def create_and_save(
 ) -> Callable[..., tuple[Any, int, str]]:
     """``shared.create_and_save_in_a_dag`` on the stand-in, saving into ``tmp_path``."""
     return functools.partial(create_and_save_in_a_dag, run_dag, camb_connection, capfd, tmp_path)
+
+
+@pytest.fixture
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``shared.MEDIA`` as the file ``media.wav``, in a folder of its own (not ``tmp_path``, where results go)."""
+    path = tmp_path_factory.mktemp("media") / "media.wav"
+    path.write_bytes(MEDIA)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,9 @@ VIDEO = "https://media.example.com/films/trailer.mp4?signature=s3cr3t"
 FAST_RETRIES: dict[str, float] = {"retries": 2, "backoff": 0.01, "backoff_max": 0.05}
 #: The first voice id the stand-in hands out (``create-custom-voice``).
 FIRST_VOICE_ID = 5000
+#: The file the uploading kinds' tests upload (the ``media`` fixture): a WAV header, then silence. The stand-in
+#: only hashes an upload.
+MEDIA = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(4096)
 
 #: Unique numbers for dag ids: every DAG of a session needs its own.
 ids = itertools.count()
@@ -70,6 +73,20 @@ def connect(
 def context() -> dict[str, Any]:
     """A minimal context for calling ``operator.execute()`` directly."""
     return {"ti": FakeTaskInstance()}
+
+
+def result_of(operator: type[CambResultOperator], run_id: Any, destination: Any, **options: Any) -> Any:
+    """What the result operator class ``operator`` returns for ``run_id``, called directly (``execute()``)."""
+    return operator(task_id="save", run_id=run_id, destination=destination, **options).execute(context())
+
+
+def with_media(options: dict[str, Any], media: Path) -> dict[str, Any]:
+    """``options`` of an uploading operator, its ``media_file`` made a path: ``"MEDIA"`` is the ``media``
+    fixture's file, any other name a file beside it that does not exist."""
+    name = options.get("media_file")
+    if not name:
+        return options
+    return {**options, "media_file": str(media if name == "MEDIA" else media.parent / name)}
 
 
 def sha256_of(path: Path) -> str:

@@ -3,10 +3,10 @@ create, wait (worker or triggerer), both stems downloaded whole through the link
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,34 +20,12 @@ from airflow_provider_camb.operators.audio_separation import (
     CambAudioSeparationOperator,
     CambAudioSeparationResultOperator,
 )
-from tests.shared import (
-    check_waited,
-    context,
-    finished_run,
-    ids,
-    logged,
-    pending_after_first_check,
-    sha256_of,
-    wav_seconds,
-)
+from tests.shared import MEDIA, context, finished_run, logged, result_of, sha256_of, wav_seconds, with_media
 
-MEDIA = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(4096)  # the stand-in only hashes the upload
+separate = functools.partial(CambAudioSeparationOperator, task_id="separate")
 
 
-@pytest.fixture
-def media(tmp_path: Path) -> Path:
-    path = tmp_path / "song.wav"
-    path.write_bytes(MEDIA)
-    return path
-
-
-def separate(**options: Any) -> CambAudioSeparationOperator:
-    return CambAudioSeparationOperator(task_id="separate", **options)
-
-
-def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
-    operator = CambAudioSeparationResultOperator(task_id="save", run_id=run_id, destination=destination, **options)
-    return operator.execute(context())
+save = functools.partial(result_of, CambAudioSeparationResultOperator)
 
 
 @pytest.mark.parametrize(
@@ -60,13 +38,9 @@ def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
         ({"media_file": "MEDIA", "folder_id": "inbox"}, "folder_id must be a whole number"),
     ],
 )
-def test_bad_separation_input_is_refused_before_any_request(camb_connection, media, tmp_path, options, message):
-    if options.get("media_file") == "MEDIA":
-        options["media_file"] = str(media)
-    elif options.get("media_file"):
-        options["media_file"] = str(tmp_path / options["media_file"])
+def test_bad_separation_input_is_refused_before_any_request(camb_connection, media, options, message):
     with pytest.raises(CambInputError, match=message):
-        separate(**options).execute(context())
+        separate(**with_media(options, media)).execute(context())
     assert camb_connection.request_count() == 0
 
 
@@ -79,7 +53,7 @@ def test_the_media_is_uploaded_whole_and_both_stems_are_saved(camb_connection, m
         "/audio-separation",
         {
             "folder_id": "4",
-            "file_name": "song.wav",
+            "file_name": "media.wav",
             "file_bytes": len(MEDIA),
             "file_sha256": hashlib.sha256(MEDIA).hexdigest(),
         },
@@ -140,33 +114,14 @@ def test_a_stem_cut_off_once_is_fetched_again_whole(camb_connection, tmp_path):
     assert all(sha256_of(Path(file["path"])) == file["sha256"] for file in saved.values())
 
 
-SEPARATION_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.operators.audio_separation import (
-    CambAudioSeparationOperator,
-    CambAudioSeparationResultOperator,
-)
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    separate = CambAudioSeparationOperator(
-        task_id="separate", media_file={media!r}, wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambAudioSeparationResultOperator(task_id="save", run_id=separate.output, destination={destination!r})
-"""
-
-
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_separate_and_save_in_a_dag(run_dag, camb_connection, media, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"separation_flow_{next(ids)}"
-    out = tmp_path / "out"
-    source = SEPARATION_DAG.format(dag_id=dag_id, media=str(media), deferrable=deferrable, destination=str(out))
-    result = run_dag.run(source)
-    assert result.task_states == {"separate": "success", "save": "success"}
-    run_id, _ = check_waited(result, capfd, "audio-separation", deferrable)
+def test_separate_and_save_in_a_dag(create_and_save, media, tmp_path, deferrable):
+    separation = f"media_file={str(media)!r}"
+    result, run_id, _ = create_and_save(
+        CambAudioSeparationOperator, CambAudioSeparationResultOperator, separation, deferrable
+    )
     saved = result.xcom("save")
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
         f"camb_stems_run_{run_id}_background.wav",
         f"camb_stems_run_{run_id}_foreground.wav",
     ]

@@ -5,7 +5,8 @@
 - CAMB task ids with ``/``, ``..``, ``?``, ``#``, spaces and non-ASCII reach the stand-in exactly, on the
   sync hook path, the async trigger path and a whole deferrable sensor run;
 - a run id that is not a whole number is refused by ``TextToVoiceResultOperator`` (and the custom-voice
-  call) before any request, failing the task without retries.
+  call) before any request, failing the task without retries;
+- the media result operators (speech, sound) refuse a bad run id, output type or destination before any request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.kinds._fields import MAX_INPUT_CHARS
+from airflow_provider_camb.operators.text_to_sound import CambTextToSoundResultOperator
+from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechResultOperator
 from airflow_provider_camb.triggers.camb_task import CambTaskTrigger
 from tests.shared import (
     DESCRIPTION,
@@ -32,6 +35,7 @@ from tests.shared import (
     assert_deferred,
     ids,
     logged,
+    result_of,
     run_id_of,
     text_to_voice_trigger,
     trigger_events,
@@ -301,6 +305,24 @@ def test_the_result_operator_refuses_a_run_id_that_is_not_a_whole_number(
     assert "A CAMB run id must be a whole number" in output.out + output.err
     assert camb_connection.request_count() == 0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("operator", [CambTextToSpeechResultOperator, CambTextToSoundResultOperator])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"run_id": "abc"}, "run id must be a whole number"),
+        ({"run_id": "7/../8"}, "run id must be a whole number"),
+        ({"output_type": "MP3"}, "output_type must be one of"),
+        ({"destination": ""}, "destination must be a local path"),
+    ],
+)
+def test_a_media_result_operator_refuses_bad_input_before_any_request(
+    camb_connection: Any, tmp_path: Path, operator: Any, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(CambInputError, match=message):
+        result_of(operator, **{"run_id": 1000, "destination": tmp_path, **options})
+    assert camb_connection.requests() == []
 
 
 @pytest.mark.parametrize("run_id", ["1/../2", "12?x=1", "12#f", "١٢"])

@@ -6,9 +6,9 @@ The sound streams from the API (``RAW_BYTES``, with the key) or comes from CAMB'
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,26 +20,15 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.operators.text_to_sound import CambTextToSoundOperator, CambTextToSoundResultOperator
 from tests.airflow_harness import asset_events
-from tests.shared import (
-    context,
-    finished_run,
-    logged,
-    run_id_of,
-    sha256_of,
-    wav_seconds,
-)
+from tests.shared import context, finished_run, logged, result_of, run_id_of, sha256_of, wav_seconds
 
 PROMPT = "Rain on a tin roof"
 
 
-def sound(**options: Any) -> CambTextToSoundOperator:
-    return CambTextToSoundOperator(task_id="sound", **{"prompt": PROMPT, **options})
+sound = functools.partial(CambTextToSoundOperator, task_id="sound", prompt=PROMPT)
 
 
-def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
-    return CambTextToSoundResultOperator(task_id="save", run_id=run_id, destination=destination, **options).execute(
-        context()
-    )
+save = functools.partial(result_of, CambTextToSoundResultOperator)
 
 
 # --- create: input is checked before anything is sent ---------------------------------------------------
@@ -61,20 +50,6 @@ def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
 def test_bad_sound_input_is_refused_before_any_request(camb_connection, options, message):
     with pytest.raises(CambInputError, match=message):
         sound(**options).execute(context())
-    assert camb_connection.requests() == []
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"run_id": "7/../8"}, "run id must be a whole number"),
-        ({"output_type": "MP3"}, "output_type must be one of"),
-        ({"destination": ""}, "destination must be a local path"),
-    ],
-)
-def test_bad_result_input_is_refused_before_any_request(camb_connection, tmp_path, options, message):
-    with pytest.raises(CambInputError, match=message):
-        save(**{"run_id": 1000, "destination": tmp_path, **options})
     assert camb_connection.requests() == []
 
 

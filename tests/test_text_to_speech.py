@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import wave
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,20 +26,12 @@ from airflow_provider_camb.operators.text_to_speech import (
     CambTranslatedTextToSpeechOperator,
 )
 from tests.airflow_harness import asset_events
-from tests.shared import (
-    context,
-    finished_run,
-    run_id_of,
-    sha256_of,
-)
+from tests.shared import context, finished_run, result_of, run_id_of, sha256_of
 
 TEXT = "Good morning. Your train departs from platform four."
 
 
-def speak(**options: Any) -> CambTextToSpeechOperator:
-    fields: dict[str, Any] = {"text": TEXT, "voice_id": 5000, "language": 1}
-    fields.update(options)
-    return CambTextToSpeechOperator(task_id="speak", **fields)
+speak = functools.partial(CambTextToSpeechOperator, task_id="speak", text=TEXT, voice_id=5000, language=1)
 
 
 def finished(standin, kind: str = "tts") -> int:
@@ -47,9 +39,7 @@ def finished(standin, kind: str = "tts") -> int:
     return finished_run(standin, kind)
 
 
-def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
-    operator = CambTextToSpeechResultOperator(task_id="save", run_id=run_id, destination=destination, **options)
-    return operator.execute(context())
+save = functools.partial(result_of, CambTextToSpeechResultOperator)
 
 
 # --- create: input is checked before anything is sent ---------------------------------------------
@@ -194,21 +184,6 @@ def test_a_run_of_another_kind_is_refused_by_camb(camb_connection, tmp_path):
         save(run_id, tmp_path)
     assert camb_connection.request_count("result") == 1  # permanent: not retried
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"run_id": "abc"}, "run id must be a whole number"),
-        ({"output_type": "MP3"}, "output_type must be one of"),
-        ({"destination": ""}, "destination must be a local path"),
-    ],
-)
-def test_bad_result_input_is_refused_before_any_request(camb_connection, tmp_path, options, message):
-    fields = {"run_id": 1000, "destination": tmp_path, **options}
-    with pytest.raises(CambInputError, match=message):
-        save(**fields)
-    assert camb_connection.requests() == []
 
 
 # --- translated text to speech: same result endpoint ------------------------------------------------

@@ -3,36 +3,25 @@ checked before any request; create, wait (worker or triggerer), save the transcr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from airflow_provider_camb.exceptions import CambConnectionError, CambInputError
 from airflow_provider_camb.operators.transcription import CambTranscriptionOperator, CambTranscriptionResultOperator
-from tests.shared import check_waited, context, finished_run, ids, pending_after_first_check, sha256_of
+from tests.shared import MEDIA, context, finished_run, result_of, sha256_of, with_media
 
-MEDIA = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(2048)  # the stand-in only hashes the upload
 URL = "https://media.example/talks/keynote.mp3?signature=s3cr3t"
 
 
-@pytest.fixture
-def media(tmp_path: Path) -> Path:
-    path = tmp_path / "keynote.wav"
-    path.write_bytes(MEDIA)
-    return path
+transcribe = functools.partial(CambTranscriptionOperator, task_id="transcribe", language="en-us")
 
 
-def transcribe(**options: Any) -> CambTranscriptionOperator:
-    return CambTranscriptionOperator(task_id="transcribe", **{"language": "en-us", **options})
-
-
-def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
-    operator = CambTranscriptionResultOperator(task_id="save", run_id=run_id, destination=destination, **options)
-    return operator.execute(context())
+save = functools.partial(result_of, CambTranscriptionResultOperator)
 
 
 @pytest.mark.parametrize(
@@ -48,13 +37,9 @@ def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
         ({"media_file": "MEDIA", "max_bytes": -1}, "max_bytes must be a whole number"),
     ],
 )
-def test_bad_transcription_input_is_refused_before_any_request(camb_connection, media, tmp_path, options, message):
-    if options.get("media_file") == "MEDIA":
-        options["media_file"] = str(media)
-    elif options.get("media_file"):
-        options["media_file"] = str(tmp_path / options["media_file"])
+def test_bad_transcription_input_is_refused_before_any_request(camb_connection, media, options, message):
     with pytest.raises(CambInputError, match=message):
-        transcribe(**options).execute(context())
+        transcribe(**with_media(options, media)).execute(context())
     assert camb_connection.request_count() == 0
 
 
@@ -65,7 +50,7 @@ def test_a_local_file_is_uploaded_whole_as_the_form_file_part(camb_connection, m
     assert sent.json == {
         "language": "auto",
         "project_name": "Talks",
-        "file_name": "keynote.wav",
+        "file_name": "media.wav",
         "file_bytes": len(MEDIA),
         "file_sha256": hashlib.sha256(MEDIA).hexdigest(),
     }
@@ -97,39 +82,19 @@ def test_a_result_cut_off_on_every_try_leaves_no_file(camb_connection, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-TRANSCRIPTION_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.operators.transcription import (
-    CambTranscriptionOperator,
-    CambTranscriptionResultOperator,
-)
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    transcribe = CambTranscriptionOperator(
-        task_id="transcribe", media_file="{{{{ params.media }}}}", language="en-us", params={{"media": {media!r}}},
-        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambTranscriptionResultOperator(task_id="save", run_id=transcribe.output, destination={destination!r})
-"""
-
-
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_transcribe_and_save_in_a_dag(run_dag, camb_connection, media, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"transcription_flow_{next(ids)}"
-    out = tmp_path / "out"
-    source = TRANSCRIPTION_DAG.format(dag_id=dag_id, media=str(media), deferrable=deferrable, destination=str(out))
-    result = run_dag.run(source)
-    assert result.task_states == {"transcribe": "success", "save": "success"}
-    run_id, _ = check_waited(result, capfd, "transcribe", deferrable)
+def test_transcribe_and_save_in_a_dag(create_and_save, camb_connection, media, tmp_path, deferrable):
+    transcription = f"media_file='{{{{ params.media }}}}', language='en-us', params={{'media': {str(media)!r}}}"
+    result, run_id, _ = create_and_save(
+        CambTranscriptionOperator, CambTranscriptionResultOperator, transcription, deferrable
+    )
     (sent,) = camb_connection.requests("create")
     assert sent.json["file_sha256"] == hashlib.sha256(MEDIA).hexdigest()  # templated path, whole file
     saved = result.xcom("save")
-    path = out / f"camb_transcript_run_{run_id}.json"
+    path = tmp_path / f"camb_transcript_run_{run_id}.json"
     assert Path(saved["path"]) == path and sha256_of(path) == saved["sha256"]
     assert json.loads(path.read_text()) == {
         "text": "Hello.",
         "segments": [{"start": 0.0, "end": 1.0, "text": "Hello.", "speaker": "SPEAKER_0"}],
     }
-    assert [p.name for p in out.iterdir()] == [path.name]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

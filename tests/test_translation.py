@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from airflow_provider_camb.exceptions import CambConnectionError, CambInputError, CambResponseError
 from airflow_provider_camb.operators.translation import CambTranslationOperator, CambTranslationResultOperator
-from tests.shared import check_waited, context, finished_run, ids, pending_after_first_check, sha256_of
+from tests.shared import context, finished_run, result_of, sha256_of
 
 TEXTS = ["Hello from Airflow.", "Goodbye."]
 
 
-def translate(**options: Any) -> CambTranslationOperator:
-    fields = {"texts": TEXTS, "source_language": "en-us", "target_language": "fr-fr", **options}
-    return CambTranslationOperator(task_id="translate", **fields)
+translate = functools.partial(
+    CambTranslationOperator, task_id="translate", texts=TEXTS, source_language="en-us", target_language="fr-fr"
+)
 
 
-def save(run_id: Any, destination: Any, **options: Any) -> dict[str, Any]:
-    operator = CambTranslationResultOperator(task_id="save", run_id=run_id, destination=destination, **options)
-    return operator.execute(context())
+save = functools.partial(result_of, CambTranslationResultOperator)
 
 
 @pytest.mark.parametrize(
@@ -91,28 +89,10 @@ def test_a_result_in_another_shape_is_refused_and_leaves_no_file(camb_connection
     assert list(tmp_path.iterdir()) == []
 
 
-TRANSLATION_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.operators.translation import CambTranslationOperator, CambTranslationResultOperator
-
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as dag:
-    translate = CambTranslationOperator(
-        task_id="translate", texts={texts!r}, source_language="en-us", target_language="{{{{ 'de-de' }}}}",
-        wait_for_completion=True, deferrable={deferrable}, poll_interval=0.3,
-    )
-    CambTranslationResultOperator(task_id="save", run_id=translate.output, destination={destination!r})
-"""
-
-
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in the worker"])
-def test_translate_and_save_in_a_dag(run_dag, camb_connection, tmp_path, capfd, deferrable):
-    pending_after_first_check(camb_connection)  # the first check sees PENDING: the wait really waits
-    dag_id = f"translation_flow_{next(ids)}"
-    source = TRANSLATION_DAG.format(dag_id=dag_id, texts=TEXTS, deferrable=deferrable, destination=str(tmp_path))
-    result = run_dag.run(source)
-    assert result.task_states == {"translate": "success", "save": "success"}
-    run_id, _ = check_waited(result, capfd, "translate", deferrable)
+def test_translate_and_save_in_a_dag(create_and_save, camb_connection, tmp_path, deferrable):
+    translation = f"texts={TEXTS!r}, source_language='en-us', target_language=\"{{{{ 'de-de' }}}}\""
+    result, run_id, _ = create_and_save(CambTranslationOperator, CambTranslationResultOperator, translation, deferrable)
     (sent,) = camb_connection.requests("create")
     assert sent.json["target_language"] == "de-de"  # templated
     saved = result.xcom("save")
