@@ -221,20 +221,21 @@ def test_files_in_object_storage_are_reported_in_their_bucket_namespace(
     ]
 
 
-@pytest.mark.parametrize(
-    ("path", "namespace", "name"),
-    [
-        ("/data/voices/a.wav", "file", "/data/voices/a.wav"),
-        ("file:///data/voices/a.wav", "file", "/data/voices/a.wav"),
-        ("s3://voices-bucket/camb/a.wav", "s3://voices-bucket", "camb/a.wav"),
-        ("s3://aws_prod@voices-bucket/camb/a.wav", "s3://voices-bucket", "camb/a.wav"),
-        ("gs://bucket/a%20b.wav", "gs://bucket", "a%20b.wav"),
-        ("memory:///bucket/a.wav", "memory://bucket", "a.wav"),  # how Airflow 2 spells a memory:// path
-    ],
-)
-def test_files_are_named_by_openlineage_conventions(path: str, namespace: str, name: str) -> None:
+#: A stored file's path, and its dataset (namespace, name) by OpenLineage's conventions.
+DATASETS = {
+    "/data/voices/a.wav": ("file", "/data/voices/a.wav"),
+    "file:///data/voices/a.wav": ("file", "/data/voices/a.wav"),
+    "s3://voices-bucket/camb/a.wav": ("s3://voices-bucket", "camb/a.wav"),
+    "s3://aws_prod@voices-bucket/camb/a.wav": ("s3://voices-bucket", "camb/a.wav"),
+    "gs://bucket/a%20b.wav": ("gs://bucket", "a%20b.wav"),
+    "memory:///bucket/a.wav": ("memory://bucket", "a.wav"),  # how Airflow 2 spells a memory:// path
+}
+
+
+@pytest.mark.parametrize("path", DATASETS)
+def test_files_are_named_by_openlineage_conventions(path: str) -> None:
     dataset = stored_file(path)
-    assert (dataset.namespace, dataset.name) == (namespace, name)
+    assert (dataset.namespace, dataset.name) == DATASETS[path]
 
 
 def test_the_camb_namespace_never_holds_credentials_or_the_path() -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_camb.exceptions import (
-    CambConnectionError,
     CambInputError,
     CambLinkRefusedError,
     CambTaskFailedError,
@@ -120,27 +119,6 @@ def test_a_refused_sound_link_says_it_expired_and_leaves_nothing(camb_connection
     assert "token=" not in str(caught.value) and "Check the API key" not in str(caught.value)
     assert camb_connection.request_count("media") == 1  # permanent: not asked again
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(("output_type", "endpoint"), [("RAW_BYTES", "result"), ("FILE_URL", "media")])
-def test_a_sound_cut_off_on_every_try_leaves_no_file(camb_connection, tmp_path, output_type, endpoint):
-    run_id = finished_run(camb_connection, "text-to-sound")
-    camb_connection.inject("truncate", endpoint=endpoint, times=3)  # every try (1 + 2 retries)
-    with pytest.raises(CambConnectionError, match="cut off"):
-        save(run_id, tmp_path, output_type=output_type)
-    assert camb_connection.request_count(endpoint) == 3
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(("output_type", "endpoint"), [("RAW_BYTES", "result"), ("FILE_URL", "media")])
-def test_a_sound_cut_off_once_is_fetched_again_whole(camb_connection, tmp_path, output_type, endpoint):
-    run_id = finished_run(camb_connection, "text-to-sound")
-    camb_connection.inject("truncate", endpoint=endpoint)
-    saved = save(run_id, tmp_path, output_type=output_type)
-    assert camb_connection.request_count(endpoint) == 2
-    assert sha256_of(Path(saved["path"])) == saved["sha256"]
-    assert wav_seconds(Path(saved["path"])) == pytest.approx(1.0, abs=0.01)
-    assert [p.name for p in tmp_path.iterdir()] == [f"camb_sound_run_{run_id}.wav"]
 
 
 # --- dag.test(): create and wait (deferred or in the worker), then the result into an asset ---------------

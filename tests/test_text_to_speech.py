@@ -12,7 +12,6 @@ import pytest
 from airflow_provider_camb.api import ApiRequest
 from airflow_provider_camb.exceptions import (
     CambApiError,
-    CambConnectionError,
     CambInputError,
     CambLinkRefusedError,
     CambResponseError,
@@ -147,22 +146,6 @@ def test_an_expired_link_says_so_and_does_not_blame_the_key(camb_connection, tmp
     assert "Check the API key" not in str(caught.value)
     assert "token=" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_cut_off_speech_leaves_no_file(camb_connection, tmp_path):
-    run_id = finished(camb_connection)
-    camb_connection.inject("truncate", endpoint="result", times=3)  # every attempt (1 + 2 retries)
-    with pytest.raises(CambConnectionError, match=f"text-to-speech run {run_id} failed after"):
-        save(run_id, tmp_path)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_cut_off_speech_is_fetched_again_whole(camb_connection, tmp_path):
-    run_id = finished(camb_connection)
-    camb_connection.inject("truncate", endpoint="result", times=1)
-    saved = save(run_id, tmp_path)
-    assert camb_connection.request_count("result") == 2
-    assert sha256_of(Path(saved["path"])) == saved["sha256"]
 
 
 def test_a_json_answer_to_raw_bytes_is_not_saved_as_audio(camb_connection, tmp_path):
