@@ -103,107 +103,120 @@ def inject_all(*steps: Callable[[CambStandIn], None]) -> Callable[[CambStandIn],
     return run
 
 
+def recovers(doc: str, during_wait: Callable[[CambStandIn], None], logged: tuple[str, ...], **extra: Any) -> Case:
+    """A passing fault while the sensor waits: retried, and the run succeeds (``extra``: the connection's)."""
+    return Case(doc, during_wait, logged=logged, connection_extra=extra)
+
+
+def refused(doc: str, fault: str, logged: tuple[str, ...]) -> Case:
+    """CAMB refuses a status read for good (``fault``, once): the sensor fails at once; no download."""
+    return Case(doc, inject(fault), finish=None, states=WAIT_FAILED, logged=logged)
+
+
+def task_ends(doc: str, status: str, logged: tuple[str, ...], retries: int, tries: int) -> Case:
+    """The CAMB task ends with ``status``: the sensor fails, ``tries`` times with ``retries`` allowed; no download."""
+    return Case(
+        doc, finish=status, states=WAIT_FAILED, sensor={"retries": retries}, tries={"wait": tries}, logged=logged
+    )
+
+
 CASES: dict[str, Case] = {
-    "server_errors": Case(
-        doc="| a burst of HTTP 500, 502 and 503 while waiting | retried with backoff, each retry logged with its "
+    # Passing faults while the sensor waits: retried, and the run succeeds.
+    "server_errors": recovers(
+        "| a burst of HTTP 500, 502 and 503 while waiting | retried with backoff, each retry logged with its "
         "cause; the run succeeds |",
-        during_wait=inject_all(inject("http_500", 2), inject("http_502", 2), inject("http_503", 2)),
-        logged=("failed: CAMB had a server error", "HTTP 500", "HTTP 502", "HTTP 503", "Retrying in"),
+        inject_all(inject("http_500", 2), inject("http_502", 2), inject("http_503", 2)),
+        ("failed: CAMB had a server error", "HTTP 500", "HTTP 502", "HTTP 503", "Retrying in"),
     ),
-    "rate_limit_seconds": Case(
-        doc="| HTTP 429 with `Retry-After: <seconds>` | waits that many seconds before the next request; "
+    "rate_limit_seconds": recovers(
+        "| HTTP 429 with `Retry-After: <seconds>` | waits that many seconds before the next request; "
         "the run succeeds |",
-        during_wait=inject("rate_limit", retry_after=RATE_LIMIT_SECONDS),
-        logged=("HTTP 429, retry after 2 s", "Retrying in 2.0 s"),
+        inject("rate_limit", retry_after=RATE_LIMIT_SECONDS),
+        ("HTTP 429, retry after 2 s", "Retrying in 2.0 s"),
     ),
-    "rate_limit_http_date": Case(
-        doc="| HTTP 429 with `Retry-After: <HTTP date>` | waits until that time before the next request; the run "
+    "rate_limit_http_date": recovers(
+        "| HTTP 429 with `Retry-After: <HTTP date>` | waits until that time before the next request; the run "
         "succeeds |",
-        during_wait=inject("rate_limit", retry_after=RATE_LIMIT_SECONDS, date_form=True),
-        logged=("HTTP 429, retry after",),
+        inject("rate_limit", retry_after=RATE_LIMIT_SECONDS, date_form=True),
+        ("HTTP 429, retry after",),
     ),
-    "connection_refused": Case(
-        doc="| the API refuses connections for a while (an outage shorter than the sensor's timeout) | "
+    "connection_refused": recovers(
+        "| the API refuses connections for a while (an outage shorter than the sensor's timeout) | "
         "retried until it answers again; the run succeeds |",
-        during_wait=lambda standin: standin.outage(OUTAGE_SECONDS),
-        connection_extra={"backoff_max": 0.1},  # many tries during the outage: more than `retries` allows
-        logged=("Could not reach CAMB", "ClientConnectorError"),
+        lambda standin: standin.outage(OUTAGE_SECONDS),
+        ("Could not reach CAMB", "ClientConnectorError"),
+        backoff_max=0.1,  # many tries during the outage: more than `retries` allows
     ),
-    "connection_reset": Case(
-        doc="| the connection is reset before a reply | retried; the run succeeds |",
-        during_wait=inject("drop", 3),
-        logged=("Could not reach CAMB", "ServerDisconnectedError"),
+    "connection_reset": recovers(
+        "| the connection is reset before a reply | retried; the run succeeds |",
+        inject("drop", 3),
+        ("Could not reach CAMB", "ServerDisconnectedError"),
     ),
-    "slow_reply": Case(
-        doc="| a reply slower than the connection's `timeout` | the request is abandoned at the timeout and "
+    "slow_reply": recovers(
+        "| a reply slower than the connection's `timeout` | the request is abandoned at the timeout and "
         "retried; the run succeeds |",
-        during_wait=inject("slow", delay=SLOW_REPLY_SECONDS),
-        connection_extra={"timeout": 1},
-        logged=("Could not reach CAMB", "TimeoutError"),
+        inject("slow", delay=SLOW_REPLY_SECONDS),
+        ("Could not reach CAMB", "TimeoutError"),
+        timeout=1,
     ),
-    "malformed_json": Case(
-        doc="| a cut-off (malformed) JSON body | retried as transient; the run succeeds |",
-        during_wait=inject("malformed_json", 2),
-        logged=("a body that is not JSON", "Retrying in"),
+    "malformed_json": recovers(
+        "| a cut-off (malformed) JSON body | retried as transient; the run succeeds |",
+        inject("malformed_json", 2),
+        ("a body that is not JSON", "Retrying in"),
     ),
-    "html_error_page": Case(
-        doc="| an HTML error page (e.g. a proxy's 502) | retried as transient, the log quotes the start of the page; "
+    "html_error_page": recovers(
+        "| an HTML error page (e.g. a proxy's 502) | retried as transient, the log quotes the start of the page; "
         "the run succeeds |",
-        during_wait=inject("html_error", 2),
-        logged=("HTTP 502: <html><head><title>502 Bad Gateway", "Retrying in"),
+        inject("html_error", 2),
+        ("HTTP 502: <html><head><title>502 Bad Gateway", "Retrying in"),
     ),
-    "empty_body": Case(
-        doc="| an empty body | retried as transient; the run succeeds |",
-        during_wait=inject("empty_body", 2),
-        logged=("a body that is not JSON: (empty body)", "Retrying in"),
+    "empty_body": recovers(
+        "| an empty body | retried as transient; the run succeeds |",
+        inject("empty_body", 2),
+        ("a body that is not JSON: (empty body)", "Retrying in"),
     ),
-    "unknown_status": Case(
-        doc="| an unknown status string for a while, then SUCCESS | treated as not finished, one warning per "
+    "unknown_status": recovers(
+        "| an unknown status string for a while, then SUCCESS | treated as not finished, one warning per "
         "unknown string; the run succeeds |",
-        during_wait=inject("unknown_status", 3, status="QUEUED_FOR_GPU"),
-        logged=("reports an unknown status 'QUEUED_FOR_GPU'; treating it as not finished yet",),
+        inject("unknown_status", 3, status="QUEUED_FOR_GPU"),
+        ("reports an unknown status 'QUEUED_FOR_GPU'; treating it as not finished yet",),
     ),
-    "unauthorized": Case(
-        doc="| HTTP 401 while waiting (the key was revoked) | the sensor fails at once, naming the API key of "
+    # Permanent faults while the sensor waits, and tasks that end badly: the sensor fails, nothing is downloaded.
+    "unauthorized": refused(
+        "| HTTP 401 while waiting (the key was revoked) | the sensor fails at once, naming the API key of "
         "the connection; no retried request, no download |",
-        during_wait=inject("unauthorized", 1),
-        finish=None,
-        states=WAIT_FAILED,
-        logged=("CAMB refused the API key", "Check the API key (Password field) of Airflow connection 'camb_default'"),
+        "unauthorized",
+        ("CAMB refused the API key", "Check the API key (Password field) of Airflow connection 'camb_default'"),
     ),
-    "not_found": Case(
-        doc="| HTTP 404 for the task id | the sensor fails, naming the CAMB task id; no download |",
-        during_wait=inject("not_found", 1),
-        finish=None,
-        states=WAIT_FAILED,
-        logged=("CAMB found nothing while reading the status of CAMB text-to-voice task",),
+    "not_found": refused(
+        "| HTTP 404 for the task id | the sensor fails, naming the CAMB task id; no download |",
+        "not_found",
+        ("CAMB found nothing while reading the status of CAMB text-to-voice task",),
     ),
-    "task_error": Case(
-        doc="| the task ends with ERROR | the sensor fails naming the task, its `exception_reason` and advice "
+    "task_error": task_ends(
+        "| the task ends with ERROR | the sensor fails naming the task, its `exception_reason` and advice "
         "(review the inputs); Airflow retries apply; no download |",
-        finish="ERROR",
-        states=WAIT_FAILED,
-        sensor={"retries": 1},
-        tries={"wait": 2},
-        logged=("ended with status ERROR", "PROCESSING_ERROR", "Review the inputs"),
+        "ERROR",
+        ("ended with status ERROR", "PROCESSING_ERROR", "Review the inputs"),
+        retries=1,
+        tries=2,
     ),
-    "task_timeout": Case(
-        doc="| the task ends with TIMEOUT | the sensor fails naming the task and advising a retry or CAMB "
+    "task_timeout": task_ends(
+        "| the task ends with TIMEOUT | the sensor fails naming the task and advising a retry or CAMB "
         "support; Airflow retries apply; no download |",
-        finish="TIMEOUT",
-        states=WAIT_FAILED,
-        sensor={"retries": 1},
-        tries={"wait": 2},
-        logged=("ended with status TIMEOUT", "contact CAMB.AI support"),
+        "TIMEOUT",
+        ("ended with status TIMEOUT", "contact CAMB.AI support"),
+        retries=1,
+        tries=2,
     ),
-    "payment_required": Case(
-        doc="| the task ends with PAYMENT_REQUIRED | the sensor fails without retries (add credits); no download |",
-        finish="PAYMENT_REQUIRED",
-        states=WAIT_FAILED,
-        sensor={"retries": 2},
-        tries={"wait": 1},
-        logged=("ended with PAYMENT_REQUIRED", "Add credits"),
+    "payment_required": task_ends(
+        "| the task ends with PAYMENT_REQUIRED | the sensor fails without retries (add credits); no download |",
+        "PAYMENT_REQUIRED",
+        ("ended with PAYMENT_REQUIRED", "Add credits"),
+        retries=2,
+        tries=1,
     ),
+    # Downloads cut off, and deadlines.
     "download_cut_off": Case(
         doc="| every download of a preview is cut off mid-stream | the download task fails; nothing under the "
         "final name, no temporary file left |",
