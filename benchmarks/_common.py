@@ -10,7 +10,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,6 +143,31 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def design_run(
+    design: str,
+    what: str,
+    n: int,
+    state: str,
+    samples: tuple[dict[str, float], dict[str, float]],
+    idle: dict[str, float],
+    load_before: float,
+    digits: int = 3,
+) -> dict[str, Any]:
+    """The figures every run of a design at N reports first: which design, how the run ended, its wall time
+    and, from the ``(start, end)`` samples less the idle rates, its CPU per voice; then the load."""
+    start, end = samples
+    wall = end["time"] - start["time"]
+    cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
+    return {
+        "design": design,
+        "what": what,
+        "n": n,
+        "run_state": state,
+        "wall_s": rounded(wall, 1),
+        **cpu_and_load(cpu, idle, load_before, digits),
+    }
+
+
 def cpu_and_load(cpu: dict[str, float], idle: dict[str, float], load_before: float, digits: int = 3) -> dict[str, Any]:
     """The CPU (per voice, busy and idle, machine and process tree) and load figures of one run, rounded."""
     return {
@@ -161,6 +186,14 @@ def against_design_a(runs: Sequence[dict[str, Any]], run: dict[str, Any], digits
     if not base or not base["cpu_s_per_voice_tree"]:
         return ""
     return f"{run['cpu_s_per_voice_tree'] / base['cpu_s_per_voice_tree']:.{digits}f}x"
+
+
+def markdown_table(rows: Sequence[Mapping[str, object]]) -> str:
+    """A Markdown table of ``rows``, one a line, each a cell by column (as ``str`` gives it); "" for no rows."""
+    if not rows:
+        return ""
+    lines = [list(rows[0]), ["---"] * len(rows[0]), *([str(cell) for cell in row.values()] for row in rows)]
+    return "".join(f"| {' | '.join(line)} |\n" for line in lines)
 
 
 def rounded(value: Any, digits: int = 4) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, against_design_a, cpu_and_load, machine, rounded, write_json
+from benchmarks._common import RESULTS, TMP, against_design_a, design_run, machine, markdown_table, rounded, write_json
 from benchmarks.deployment import rates, sample, task_log_counts
 
 PENDING = (3.0, 20.0)
@@ -151,7 +151,6 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     wall = end["time"] - start["time"]
     states = airflow.task_states(dag_id, run_id)
     counts = task_log_counts(airflow, dag_id, run_id)
-    cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
     api = {
         name: stats_after["endpoints"].get(name, 0) - stats_before["endpoints"].get(name, 0)
         for name in ("create", "status", "result", "bulk_result")
@@ -163,14 +162,9 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         result = airflow.xcom(dag_id, run_id, "speak")
         failed_items = result["failed"] + result["skipped"]
     return {
-        "design": design,
-        "what": DESIGNS[design],
-        "n": n,
-        "run_state": state,
-        "wall_s": rounded(wall, 1),
+        **design_run(design, DESIGNS[design], n, state, (start, end), idle, load_before, digits=4),
         "floor_s": rounded(floor_seconds(n), 1),
         "wall_vs_floor": rounded(wall / floor_seconds(n), 2),
-        **cpu_and_load(cpu, idle, load_before, digits=4),
         "task_instances": len(states),
         "worker_starts": counts["worker_runs"],
         "api_requests": api,
@@ -185,22 +179,28 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
 
 
 def report(runs: list[dict[str, Any]]) -> str:
-    lines = [
-        "| N | design | wall s | floor s | CPU-s/voice (tree) | vs (a) | CPU-s/voice (machine) | task instances "
-        "| worker starts | API requests/voice | 429 share | failed | peak RSS MB | load |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for run in runs:
-        ratio = against_design_a(runs, run, digits=3) if run["design"] != "a" else ""
-        failed = run["failed_items"] if run["design"] == "b" else run["failed_task_count"]
-        share = "" if run["rate_limited_share"] is None else f"{100 * run['rate_limited_share']:.2f} %"
-        lines.append(
-            f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['floor_s']} | "
-            f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['cpu_s_per_voice_machine']} | {run['task_instances']} | "
-            f"{run['worker_starts']} | {run['api_requests_per_voice']} | {share} | {failed} | "
-            f"{run['task_peak_rss_mb'] or ''} | {run['load_1min_before']} -> {run['load_1min_after']} |"
-        )
-    return "\n".join(lines) + "\n"
+    return markdown_table([_row(runs, run) for run in runs])
+
+
+def _row(runs: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, object]:
+    """One run's line of ``report``, cell by column."""
+    share = run["rate_limited_share"]
+    return {
+        "N": run["n"],
+        "design": f"({run['design']}) {run['what']}",
+        "wall s": run["wall_s"],
+        "floor s": run["floor_s"],
+        "CPU-s/voice (tree)": run["cpu_s_per_voice_tree"],
+        "vs (a)": against_design_a(runs, run, digits=3) if run["design"] != "a" else "",
+        "CPU-s/voice (machine)": run["cpu_s_per_voice_machine"],
+        "task instances": run["task_instances"],
+        "worker starts": run["worker_starts"],
+        "API requests/voice": run["api_requests_per_voice"],
+        "429 share": "" if share is None else f"{100 * share:.2f} %",
+        "failed": run["failed_items"] if run["design"] == "b" else run["failed_task_count"],
+        "peak RSS MB": run["task_peak_rss_mb"] or "",
+        "load": f"{run['load_1min_before']} -> {run['load_1min_after']}",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

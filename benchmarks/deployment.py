@@ -41,7 +41,17 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import RESULTS, TMP, against_design_a, cpu_and_load, machine, percentile, rounded, write_json
+from benchmarks._common import (
+    RESULTS,
+    TMP,
+    against_design_a,
+    design_run,
+    machine,
+    markdown_table,
+    percentile,
+    rounded,
+    write_json,
+)
 
 #: Each CAMB task ends this long after its first status read (the stand-in's --pending-from-first-status):
 #: every wait really waits, in every design, however late a busy machine starts its sensor.
@@ -243,19 +253,12 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
     run_id = airflow.trigger(dag_id, via="api")
     state = airflow.wait_for_run(dag_id, run_id, timeout=3600)
     end = sample(airflow)
-    wall = end["time"] - start["time"]
     states = airflow.task_states(dag_id, run_id)
     failed = sorted(key for key, value in states.items() if value != "success")
     counts = task_log_counts(airflow, dag_id, run_id)
     lags = _resume_lags(airflow, dag_id, run_id) if design in ("a", "d") else {}
-    cpu = {key: (end[key] - start[key] - idle[key] * wall) / n for key in ("machine", "tree")}
     return {
-        "design": design,
-        "what": DESIGNS[design],
-        "n": n,
-        "run_state": state,
-        "wall_s": rounded(wall, 1),
-        **cpu_and_load(cpu, idle, load_before),
+        **design_run(design, DESIGNS[design], n, state, (start, end), idle, load_before),
         "worker_starts_per_voice": rounded(counts["worker_runs"] / n, 3),
         "waits_in_triggerer": counts["deferred"],
         "tasks": len(states),
@@ -272,20 +275,24 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
 
 
 def report(runs: list[dict[str, Any]]) -> str:
-    lines = [
-        "| N | design | wall s | CPU-s/voice (machine) | CPU-s/voice (tree) | vs (a) | worker starts/voice "
-        "| waits in triggerer | failed (waits lost) | after deferral: report read, trigger fired (p50/max s) | load |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for run in runs:
-        ratio = against_design_a(runs, run)
-        lines.append(
-            f"| {run['n']} | ({run['design']}) {run['what']} | {run['wall_s']} | {run['cpu_s_per_voice_machine']} | "
-            f"{run['cpu_s_per_voice_tree']} | {ratio} | {run['worker_starts_per_voice']} | "
-            f"{run['waits_in_triggerer']}/{run['n']} | {run['failed_tasks']} ({run.get('lost_waits', '?')}) | "
-            f"{_lags(run)} | {run['load_1min_before']} -> {run['load_1min_after']} |"
-        )
-    return "\n".join(lines) + "\n"
+    return markdown_table([_row(runs, run) for run in runs])
+
+
+def _row(runs: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, object]:
+    """One run's line of ``report``, cell by column."""
+    return {
+        "N": run["n"],
+        "design": f"({run['design']}) {run['what']}",
+        "wall s": run["wall_s"],
+        "CPU-s/voice (machine)": run["cpu_s_per_voice_machine"],
+        "CPU-s/voice (tree)": run["cpu_s_per_voice_tree"],
+        "vs (a)": against_design_a(runs, run),
+        "worker starts/voice": run["worker_starts_per_voice"],
+        "waits in triggerer": f"{run['waits_in_triggerer']}/{run['n']}",
+        "failed (waits lost)": f"{run['failed_tasks']} ({run.get('lost_waits', '?')})",
+        "after deferral: report read, trigger fired (p50/max s)": _lags(run),
+        "load": f"{run['load_1min_before']} -> {run['load_1min_after']}",
+    }
 
 
 def _lags(run: dict[str, Any]) -> str:
