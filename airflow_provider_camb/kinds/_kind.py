@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_camb.exceptions import CambInputError
@@ -30,8 +30,9 @@ class CambKind:
         ``RAW_BYTES`` streams the media itself from the API host; ``FILE_URL`` answers a bearer link to it.
     :param media: What its result holds when it is media (file names and log lines say so), e.g. ``speech``.
     :param bulk_result_path: Where ``POST /{bulk_result_path}`` with ``{"run_ids": [...]}`` gives the results
-        of many runs at once (empty: the kind has no bulk endpoint).
-    :param fields: The names of its create fields (its module's ``...Fields`` TypedDict).
+        of many runs at once. By default its result path in the plural, as CAMB names most (``tts-results``);
+        empty: the kind has no bulk endpoint.
+    :param create_fields: Its create fields, its module's ``...Fields`` TypedDict; ``fields`` holds their names.
     :param build: Its create request builder over those fields (None: the provider cannot create it yet).
     :param parse_result: Its result parser (None: the provider cannot read its result yet).
     :param upload: The file part that carries its media when it is uploaded (empty: it uploads nothing); a
@@ -45,11 +46,19 @@ class CambKind:
     inputs: str
     output_types: tuple[str, ...] = ()
     media: str = ""
-    bulk_result_path: str = ""
-    fields: tuple[str, ...] = ()
+    bulk_result_path: str | None = None
+    create_fields: InitVar[type[Any] | None] = None
     build: Builder | None = field(default=None, repr=False, compare=False)
     parse_result: ResultParser | None = field(default=None, repr=False, compare=False)
     upload: str = ""
+    #: The names of its create fields, in the order of ``create_fields``.
+    fields: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self, create_fields: type[Any] | None) -> None:
+        if self.bulk_result_path is None:
+            object.__setattr__(self, "bulk_result_path", f"{self.result_path}s")
+        if create_fields is not None:
+            object.__setattr__(self, "fields", tuple(create_fields.__annotations__))
 
     def status_path(self, encoded_task_id: str) -> str:
         return f"/{self.name}/{encoded_task_id}"

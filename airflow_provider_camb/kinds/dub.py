@@ -111,7 +111,7 @@ DUB = CambKind(
     "dub-result",
     "video_url and languages",
     bulk_result_path="dubbing-results",
-    fields=tuple(DubFields.__annotations__),
+    create_fields=DubFields,
     build=dub_request,
     parse_result=parse_dub_result,
 )

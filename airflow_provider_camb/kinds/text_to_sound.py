@@ -67,8 +67,7 @@ TEXT_TO_SOUND = CambKind(
     "prompt",
     MEDIA_OUTPUT_TYPES,
     "sound",
-    "text-to-sound-results",
-    fields=tuple(TextToSoundFields.__annotations__),
+    create_fields=TextToSoundFields,
     build=text_to_sound_request,
     parse_result=parse_media_result,
 )

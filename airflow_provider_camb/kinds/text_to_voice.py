@@ -13,6 +13,7 @@ from airflow_provider_camb.api import ApiRequest, check_run_id, result_link, res
 from airflow_provider_camb.exceptions import CambApiError, CambInputError
 from airflow_provider_camb.kinds._fields import ProjectFields, create_request, text, visible_text
 from airflow_provider_camb.kinds._kind import CambKind
+from airflow_provider_camb.kinds._results import string_list
 
 MIN_DESCRIPTION_CHARS = 100
 MIN_DESCRIPTION_WORDS = 18
@@ -52,9 +53,7 @@ def text_to_voice_request(fields: Mapping[str, Any]) -> ApiRequest:
 def parse_previews(body: Any, kind: CambKind, run_id: int) -> list[str]:
     """The preview URLs of a result reply; a result without previews is an error."""
     what = result_what(kind, run_id)
-    previews = body.get("previews") if isinstance(body, dict) else None
-    if not isinstance(previews, list) or not all(isinstance(url, str) for url in previews):
-        raise unreadable(what, "no list of preview URLs")
+    previews = string_list(body, "previews", what, "preview URLs")
     if not previews:
         raise CambApiError(
             f"CAMB run {run_id} has no previews. Create the task again; contact CAMB.AI support if it repeats."
@@ -68,7 +67,8 @@ TEXT_TO_VOICE = CambKind(
     "/text-to-voice",
     "text-to-voice-result",
     "text and voice description",
-    fields=tuple(TextToVoiceFields.__annotations__),
+    bulk_result_path="",
+    create_fields=TextToVoiceFields,
     build=text_to_voice_request,
     parse_result=parse_previews,
 )

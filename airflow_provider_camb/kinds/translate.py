@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_camb.api import ApiRequest, result_what, unreadable
+from airflow_provider_camb.api import ApiRequest, result_what
 from airflow_provider_camb.exceptions import CambInputError
 from airflow_provider_camb.kinds._fields import (
     ProjectFields,
@@ -16,6 +16,7 @@ from airflow_provider_camb.kinds._fields import (
     text,
 )
 from airflow_provider_camb.kinds._kind import CambKind
+from airflow_provider_camb.kinds._results import string_list
 
 #: The most texts one translation task is given (CAMB documents no maximum; this keeps a task reviewable).
 MAX_TEXTS = 1000
@@ -60,11 +61,7 @@ def translate_request(fields: Mapping[str, Any]) -> ApiRequest:
 
 def parse_translation(body: Any, kind: CambKind, run_id: int) -> list[str]:
     """The translated texts of a run, in the order they were sent: ``{"texts": [...]}`` (``TranslationResult``)."""
-    what = result_what(kind, run_id)
-    texts = body.get("texts") if isinstance(body, dict) else None
-    if not isinstance(texts, list) or not all(isinstance(value, str) for value in texts):
-        raise unreadable(what, "no list of texts")
-    return texts
+    return string_list(body, "texts", result_what(kind, run_id), "texts")
 
 
 TRANSLATE = CambKind(
@@ -74,8 +71,7 @@ TRANSLATE = CambKind(
     "translation-result",
     "texts and languages",
     media="translation",
-    bulk_result_path="translation-results",
-    fields=tuple(TranslateFields.__annotations__),
+    create_fields=TranslateFields,
     build=translate_request,
     parse_result=parse_translation,
 )

@@ -58,8 +58,7 @@ TRANSLATED_TTS = CambKind(
     "text, voice_id and languages",
     MEDIA_OUTPUT_TYPES,
     "speech",
-    "tts-results",
-    fields=tuple(TranslatedTtsFields.__annotations__),
+    create_fields=TranslatedTtsFields,
     build=translated_tts_request,
     parse_result=parse_media_result,
 )

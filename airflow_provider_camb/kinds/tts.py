@@ -45,8 +45,7 @@ TTS = CambKind(
     "text, voice_id and language",
     MEDIA_OUTPUT_TYPES,
     "speech",
-    "tts-results",
-    fields=tuple(TtsFields.__annotations__),
+    create_fields=TtsFields,
     build=tts_request,
     parse_result=parse_media_result,
 )
