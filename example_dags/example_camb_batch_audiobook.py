@@ -20,7 +20,10 @@ The flow::
 
 **When to batch rather than map**: a mapped create -> wait -> download costs the scheduler three task
 instances and some 2.6 CPU-seconds per line (``benchmarks/results/deployment.md``); a batch is one task
-instance for the whole chapter. Map when each line needs its own downstream tasks; batch a catalogue.
+instance for the whole chapter. Map when each line needs its own downstream tasks (the pattern of
+``example_camb_batch_voices``, with ``CambTextToSpeechOperator`` and ``CambTextToSpeechResultOperator``);
+batch a catalogue. One run at a time (``max_active_runs=1``): the manifest in ``destination`` is what a
+rerun reads to pay nothing twice, and two runs at once would both write it.
 
 **Connection**: ``camb_default`` of type ``camb``, the API key in *Password*;
 ``python -m airflow_provider_camb.testing`` runs a local stand-in and prints a matching
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
@@ -51,9 +53,8 @@ SAMPLE_CHAPTER = [
 with DAG(
     dag_id="example_camb_batch_audiobook",
     description="Speak an audiobook chapter (a JSON Lines file of lines) in one batch task, with a manifest.",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
+    schedule=None,  # manual runs only
+    max_active_runs=1,  # two runs at once would both write the one manifest in the destination
     tags=["example", "camb", "text-to-speech", "batch"],
     doc_md=__doc__,
     params={

@@ -1,18 +1,21 @@
-"""Design several voices at once with CAMB.AI: one mapped task per description, all waited on in the triggerer.
+"""Design several voices at once with CAMB.AI: one mapped task group per description, all waiting in the triggerer.
 
-The flow, with dynamic task mapping: the task group ``design_voice`` is expanded once per voice::
+The flow, with dynamic task mapping: the task group ``voice`` is expanded once per description::
 
-    voice_requests ──> design_voice[i]:                                                  ──> list_previews
-    (the voices           create_voice ──> wait_for_voice ──> download_previews          (every file
-     param)               (a CAMB task)    (deferrable: in      (into <destination>/       downloaded)
-                                            the triggerer)       voice_<i>)
+    voice_requests ──> voice[i]:                              ──> list_previews
+    (the voices          design ──────────> download_previews      (every file
+     param)              (creates, then      (into <destination>/    downloaded)
+                          waits deferred)     voice_<i>)
 
 * ``voice_requests`` reads the ``voices`` param: a list of ``{"text", "voice_description"}``.
-* ``design_voice`` is expanded over that list (``expand_kwargs``): instance ``i`` creates voice ``i``,
-  waits for it and downloads its previews. Every ``wait_for_voice[i]`` checks once, then defers, so a
+* ``voice`` is expanded over that list (``expand_kwargs``): instance ``i`` designs voice ``i`` and
+  downloads its previews. Every ``design[i]`` creates its CAMB task, checks it once, then defers, so a
   hundred voices wait in the triggerer without holding a hundred worker slots; each voice moves on to
   its download as soon as it is ready, whatever the others do.
 * ``list_previews`` receives every instance's downloads (a lazy list of lists) and logs each file.
+
+Two tasks per voice: ``design`` creates and waits in one operator (``wait_for_completion=True`` in the
+DAG's ``default_args``); ``example_camb_text_to_voice`` shows the same steps with a separate sensor.
 
 **Connection**: ``camb_default`` of type ``camb``, the API key in *Password* (see
 ``example_camb_text_to_voice``). ``python -m airflow_provider_camb.testing`` runs a local stand-in of the
@@ -25,13 +28,11 @@ that is unset too, ``/tmp/camb_voices``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task, task_group
 
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
-from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 
 #: One folder per voice under the destination: the param, else a Variable, else /tmp.
 DESTINATION = (
@@ -58,10 +59,10 @@ VOICES = [
 
 with DAG(
     dag_id="example_camb_batch_voices",
+    # each design creates its CAMB task, then waits for it in the triggerer (no worker held)
+    default_args={"wait_for_completion": True, "deferrable": True, "poll_interval": 5, "timeout": 30 * 60},
     description="Design many CAMB.AI voices in parallel with dynamic task mapping and deferrable waits.",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
+    schedule=None,  # manual runs only
     tags=["example", "camb", "text-to-voice", "dynamic-task-mapping"],
     doc_md=__doc__,
     params={
@@ -85,25 +86,16 @@ with DAG(
 
     @task
     def voice_requests(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
-        """The ``voices`` param as ``design_voice``'s keyword arguments, one dict per voice."""
+        """The ``voices`` param as ``voice``'s keyword arguments, one dict per voice."""
         voices = (params or {}).get("voices") or VOICES
-        return [{"text": voice["text"], "voice_description": voice["voice_description"]} for voice in voices]
+        return [{"text": each["text"], "voice_description": each["voice_description"]} for each in voices]
 
     @task_group
-    def design_voice(text: str, voice_description: str) -> Any:
-        """One voice, start to finish: create it, wait for it in the triggerer, download its previews."""
-        create_voice = TextToVoiceOperator(task_id="create_voice", text=text, voice_description=voice_description)
-        wait_for_voice = TextToVoiceStatusSensor(
-            task_id="wait_for_voice",
-            camb_task_id=create_voice.output,
-            poll_interval=5,
-            deferrable=True,
-            timeout=30 * 60,
-        )
+    def voice(text: str, voice_description: str) -> Any:
+        """One voice, start to finish: design it (waiting in the triggerer), then download its previews."""
+        design = TextToVoiceOperator(task_id="design", text=text, voice_description=voice_description)
         download_previews = TextToVoiceResultOperator(
-            task_id="download_previews",
-            run_id=wait_for_voice.output,
-            destination=DESTINATION,
+            task_id="download_previews", run_id=design.output, destination=DESTINATION
         )
         return download_previews.output
 
@@ -111,10 +103,10 @@ with DAG(
     def list_previews(downloads: Iterable[list[dict[str, Any]]]) -> list[str]:
         """Log every downloaded preview and return all their paths."""
         paths = []
-        for voice, files in enumerate(downloads):
+        for index, files in enumerate(downloads):
             for file in files:
-                print(f"voice {voice}: {file['path']} ({file['bytes']} bytes, {file['content_type']})")
+                print(f"voice {index}: {file['path']} ({file['bytes']} bytes, {file['content_type']})")
                 paths.append(file["path"])
         return paths
 
-    list_previews(design_voice.expand_kwargs(voice_requests()))
+    list_previews(voice.expand_kwargs(voice_requests()))

@@ -32,8 +32,6 @@ is unset too, ``/tmp/camb_voices``.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_provider_camb.exceptions import CambAirflowVersionError
@@ -50,25 +48,24 @@ except CambAirflowVersionError:  # Airflow before 3.1: no human-in-the-loop, the
     CambChooseVoiceOperator = None
 CHOICES = ["by ear", "first"] if CambChooseVoiceOperator is not None else ["first"]
 
+#: The voice to design, in words (CAMB needs at least 100 characters and 18 words): one for the text it says.
+ANNOUNCER = (
+    "A clear, calm station announcer, a woman in her forties with a soft Scottish accent, a measured pace "
+    "and crisp diction, easy to follow over the noise of a busy railway platform."
+)
 #: The folder (or object storage URI) for previews and speech: the param, else a Variable, else /tmp.
 DESTINATION = "{{ params.destination or var.value.get('camb_voice_folder', '/tmp/camb_voices') }}"
 
 with DAG(
     dag_id="example_camb_design_keep_speak",
+    # design_voice and speak create their CAMB task, then wait for it in the triggerer (no worker held)
+    default_args={"wait_for_completion": True, "deferrable": True, "poll_interval": 5, "timeout": 30 * 60},
     description="Design a CAMB.AI voice, keep it as a custom voice, and speak a text with it.",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    tags=["example", "camb", "text-to-voice", "text-to-speech"],
+    schedule=None,  # manual runs only
+    tags=["example", "camb", "text-to-voice", "text-to-speech", "human-in-the-loop"],
     doc_md=__doc__,
     params={
-        "voice_description": Param(
-            "A warm and friendly middle-aged female narrator with a calm, steady pace, a soft British accent "
-            "and a clear, reassuring tone, suited to travel announcements and audiobooks.",
-            type="string",
-            minLength=100,
-            description="The voice to design (CAMB needs at least 100 characters and 18 words).",
-        ),
+        "voice_description": Param(ANNOUNCER, type="string", minLength=100, description="The voice to design."),
         "sample_text": Param("Welcome aboard. Sit back and relax.", type="string", minLength=1),
         "voice_name": Param("Airflow example narrator", type="string", description="Name of the kept voice."),
         "gender": Param(2, type="integer", description="CAMB gender code of the kept voice (1 male, 2 female)."),
@@ -88,19 +85,10 @@ with DAG(
     },
 ) as dag:
     design_voice = TextToVoiceOperator(
-        task_id="design_voice",
-        text="{{ params.sample_text }}",
-        voice_description="{{ params.voice_description }}",
-        wait_for_completion=True,
-        deferrable=True,
-        poll_interval=5,
-        timeout=30 * 60,
+        task_id="design_voice", text="{{ params.sample_text }}", voice_description="{{ params.voice_description }}"
     )
-
     download_previews = TextToVoiceResultOperator(
-        task_id="download_previews",
-        run_id=design_voice.output,
-        destination=DESTINATION,
+        task_id="download_previews", run_id=design_voice.output, destination=DESTINATION
     )
 
     if CambChooseVoiceOperator is not None:
@@ -125,18 +113,6 @@ with DAG(
         )
 
     speak = CambTextToSpeechOperator(
-        task_id="speak",
-        text="{{ params.text }}",
-        voice_id=keep_voice.output,
-        language="{{ params.language }}",
-        wait_for_completion=True,
-        deferrable=True,
-        poll_interval=5,
-        timeout=30 * 60,
+        task_id="speak", text="{{ params.text }}", voice_id=keep_voice.output, language="{{ params.language }}"
     )
-
-    save_speech = CambTextToSpeechResultOperator(
-        task_id="save_speech",
-        run_id=speak.output,
-        destination=DESTINATION,
-    )
+    save_speech = CambTextToSpeechResultOperator(task_id="save_speech", run_id=speak.output, destination=DESTINATION)

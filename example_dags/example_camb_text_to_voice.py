@@ -2,10 +2,9 @@
 
 The flow, one task per step::
 
-    create_voice ──> wait_for_voice ──> download_previews ──> keep_voice_requested ──> keep_voice
-    (POST a task)    (deferrable:       (save each preview    (short-circuit:          (optional: turn the
-                      no worker held)    as a file)            the keep_voice param)    first preview into
-                                                                                        a permanent voice)
+    create_voice ──> wait_for_voice ──> download_previews
+    (POST a task)    (deferrable:       (save each preview as a file,
+                      no worker held)    announce them on an asset)
 
 * ``create_voice`` sends the ``text`` and ``voice_description`` params to CAMB and returns the CAMB task id.
 * ``wait_for_voice`` checks the task once, then defers: the triggerer polls CAMB every few seconds while no
@@ -14,11 +13,10 @@ The flow, one task per step::
   local folder or an object storage URI (``s3://bucket/voices``, ...), and returns one
   ``{"path", "bytes", "sha256", "content_type"}`` per file. It updates the asset ``camb_voice_previews``
   with the run id and each path and sha256, which ``example_camb_voice_assets`` is scheduled on.
-* ``keep_voice_requested`` lets the run go on only when triggered with ``{"keep_voice": true}``; by default
-  the run ends after the download and creates nothing permanent in the CAMB account.
-* ``keep_voice`` uploads the first preview as a custom voice named ``voice_name`` and returns its voice id.
 
 Each task hands its result to the next through XCom (``operator.output``), so the wiring is the data flow.
+The run creates nothing permanent in the CAMB account; ``example_camb_design_keep_speak`` keeps a preview
+as a voice of your own and speaks with it.
 
 **Connection**: ``camb_default``, of type ``camb``: the API key in *Password*; *Host* is optional (the
 default is https://client.camb.ai/apis). From the environment, for example::
@@ -34,16 +32,9 @@ when that is unset too, ``/tmp/camb_voices``.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from airflow.providers.common.compat.sdk import DAG, Asset, Param
 
-from airflow.providers.common.compat.sdk import DAG, Asset, Param, task
-
-from airflow_provider_camb.operators.text_to_voice import (
-    CambCreateCustomVoiceOperator,
-    TextToVoiceOperator,
-    TextToVoiceResultOperator,
-)
+from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
 from airflow_provider_camb.sensors.text_to_voice import TextToVoiceStatusSensor
 
 #: The folder (or object storage URI) the previews go to: the param, else a Variable, else /tmp.
@@ -54,9 +45,7 @@ VOICE_PREVIEWS = Asset("camb_voice_previews")
 with DAG(
     dag_id="example_camb_text_to_voice",
     description="Design a voice with CAMB.AI from a description, wait without a worker, download the samples.",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
+    schedule=None,  # manual runs only
     tags=["example", "camb", "text-to-voice"],
     doc_md=__doc__,
     params={
@@ -78,9 +67,6 @@ with DAG(
             type="string",
             description="Folder or object storage URI for the previews (empty: Variable camb_voice_folder).",
         ),
-        "keep_voice": Param(False, type="boolean", description="Also keep the first preview as a custom voice."),
-        "voice_name": Param("Airflow example narrator", type="string", description="Name of the kept voice."),
-        "gender": Param(2, type="integer", description="CAMB gender code of the kept voice (1 male, 2 female)."),
     },
 ) as dag:
     create_voice = TextToVoiceOperator(
@@ -103,19 +89,3 @@ with DAG(
         destination=DESTINATION,
         outlets=[VOICE_PREVIEWS],
     )
-
-    @task.short_circuit
-    def keep_voice_requested(params: dict[str, Any] | None = None) -> bool:
-        """Continue to ``keep_voice`` only for runs triggered with ``keep_voice: true``."""
-        return bool(params and params["keep_voice"])
-
-    keep_voice = CambCreateCustomVoiceOperator(
-        task_id="keep_voice",
-        preview=0,
-        previews=download_previews.output,
-        run_id=wait_for_voice.output,
-        voice_name="{{ params.voice_name }}",
-        gender="{{ params.gender }}",
-    )
-
-    download_previews >> keep_voice_requested() >> keep_voice

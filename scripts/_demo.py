@@ -36,7 +36,7 @@ SPEAK_DAG_ID = "example_camb_design_keep_speak"
 SPEAK_DAG_FILE = REPO / "example_dags" / f"{SPEAK_DAG_ID}.py"
 BOOK_DAG_ID = "example_camb_batch_audiobook"
 BOOK_DAG_FILE = REPO / "example_dags" / f"{BOOK_DAG_ID}.py"
-TASK_ORDER = ["create_voice", "wait_for_voice", "download_previews", "keep_voice_requested", "keep_voice"]
+TASK_ORDER = ["create_voice", "wait_for_voice", "download_previews"]
 TRIGGER_DONE = re.compile(r"CAMB task \S+ ended with (\w+) after (\d+) polls? in ([\d.]+) s")
 
 
@@ -198,8 +198,6 @@ def main() -> int:
         state, tasks, files = run_outcome(home / "airflow.db")
         for task in sorted(tasks, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER)):
             note = wait_summary(log_path) if task == "wait_for_voice" and tasks[task] == "success" else ""
-            if task == "keep_voice" and tasks[task] == "skipped":
-                note = " (run with keep_voice=true to keep one)"
             print(f"     {task:<21} {tasks[task]}{note}")
         print(f"     run {state} in {time.monotonic() - step:.0f} s")
         if code != 0 or state != "success":

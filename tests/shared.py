@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 import socket
 import time
 import uuid
@@ -41,6 +42,8 @@ FIRST_VOICE_ID = 5000
 #: The file the uploading kinds' tests upload (the ``media`` fixture): a WAV header, then silence. The stand-in
 #: only hashes an upload.
 MEDIA = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(4096)
+#: The example DAGs users copy.
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 
 #: Unique numbers for dag ids: every DAG of a session needs its own.
 ids = itertools.count()
@@ -56,6 +59,15 @@ class FakeTaskInstance:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+
+def example_source(path: Path, dag_id: str) -> str:
+    """The example DAG's text under a unique dag_id, polling every second so the test does not idle."""
+    source = path.read_text()
+    source = source.replace(f'dag_id="{path.stem}"', f'dag_id="{dag_id}"')
+    source = re.sub(r'(poll_interval"?(?:=|: ))\d+', r"\g<1>1", source)  # an argument or a default_args key
+    assert f'dag_id="{dag_id}"' in source
+    return source
 
 
 def connect(

@@ -91,8 +91,6 @@ def test_the_run_succeeds_without_keeping_a_voice(deployment: AirflowDeployment,
         "create_voice": "success",
         "wait_for_voice": "success",
         "download_previews": "success",
-        "keep_voice_requested": "success",
-        "keep_voice": "skipped",
     }
     assert deployment.standin_requests("custom_voice") == []
 

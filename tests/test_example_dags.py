@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import wave
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,25 +13,14 @@ import pytest
 
 from airflow_provider_camb.version_compat import AIRFLOW_V_3_1_PLUS as CAN_CHOOSE_BY_EAR
 from tests.airflow_harness import AIRFLOW_3, asset_events
-from tests.shared import FIRST_VOICE_ID
+from tests.shared import EXAMPLES, assert_deferred, example_source, logged, pending_after_first_check
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 TEXT_TO_VOICE = EXAMPLES / "example_camb_text_to_voice.py"
 BATCH = EXAMPLES / "example_camb_batch_voices.py"
 ASSETS = EXAMPLES / "example_camb_voice_assets.py"
 DESIGN_KEEP_SPEAK = EXAMPLES / "example_camb_design_keep_speak.py"
-BATCH_SPEECH = EXAMPLES / "example_camb_batch_speech.py"
 AUDIOBOOK = EXAMPLES / "example_camb_batch_audiobook.py"
-ALL_EXAMPLES = [TEXT_TO_VOICE, BATCH, DESIGN_KEEP_SPEAK, BATCH_SPEECH, ASSETS, AUDIOBOOK]
-
-
-def example_source(path: Path, dag_id: str) -> str:
-    """The example's text under a unique dag_id, polling every second so the test does not idle."""
-    source = path.read_text()
-    source = source.replace(f'dag_id="{path.stem}"', f'dag_id="{dag_id}"')
-    source = re.sub(r"poll_interval=\d+", "poll_interval=1", source)
-    assert f'dag_id="{dag_id}"' in source
-    return source
+ALL_EXAMPLES = [TEXT_TO_VOICE, BATCH, DESIGN_KEEP_SPEAK, ASSETS, AUDIOBOOK]
 
 
 def local(path: str) -> Path:
@@ -76,9 +64,7 @@ def test_the_example_dags_import_without_errors() -> None:
         assert type(dag.timetable).__name__ == expected
 
 
-def test_the_text_to_voice_example_downloads_real_audio_and_keeps_no_voice_by_default(
-    run_dag, camb_connection, tmp_path
-):
+def test_the_text_to_voice_example_downloads_real_audio_and_keeps_no_voice(run_dag, camb_connection, tmp_path):
     result = run_dag.run(
         example_source(TEXT_TO_VOICE, "example_text_to_voice_default"), run_conf={"destination": str(tmp_path)}
     )
@@ -88,30 +74,12 @@ def test_the_text_to_voice_example_downloads_real_audio_and_keeps_no_voice_by_de
         "create_voice": "success",
         "wait_for_voice": "success",
         "download_previews": "success",
-        "keep_voice_requested": "success",
-        "keep_voice": "skipped",
     }
     downloads = result.xcom("download_previews")
     assert len(downloads) == 2
     for item in downloads:
         assert_real_preview(item, tmp_path)
     assert camb_connection.requests("custom_voice") == []
-
-
-def test_the_text_to_voice_example_keeps_the_first_preview_when_asked(run_dag, camb_connection, tmp_path):
-    result = run_dag.run(
-        example_source(TEXT_TO_VOICE, "example_text_to_voice_keep"),
-        run_conf={"destination": str(tmp_path), "keep_voice": True, "voice_name": "Kept narrator"},
-    )
-
-    assert result.state == "success"
-    assert result.task_states["keep_voice"] == "success"
-    assert result.xcom("keep_voice") == FIRST_VOICE_ID
-    first = result.xcom("download_previews")[0]
-    (upload,) = camb_connection.requests("custom_voice")
-    assert upload.json["voice_name"] == "Kept narrator"
-    assert upload.json["file_sha256"] == first["sha256"]
-    assert upload.query.get("run_id") == str(result.xcom("wait_for_voice"))
 
 
 def test_without_a_destination_the_previews_go_to_the_camb_voice_folder_variable(
@@ -125,15 +93,21 @@ def test_without_a_destination_the_previews_go_to_the_camb_voice_folder_variable
         assert_real_preview(item, tmp_path)
 
 
-def test_the_batch_example_maps_one_wait_per_voice_and_lists_every_preview(run_dag, camb_connection, tmp_path):
+def test_the_batch_example_maps_one_wait_per_voice_and_lists_every_preview(run_dag, camb_connection, tmp_path, capfd):
+    pending_after_first_check(camb_connection, 0.5)  # so each design finds its task PENDING and defers
     result = run_dag.run(example_source(BATCH, "example_batch_voices"), run_conf={"destination": str(tmp_path)})
 
     assert result.state == "success"
-    for task in ("create_voice", "wait_for_voice", "download_previews"):
-        assert [result.task_states[f"design_voice.{task}[{i}]"] for i in range(3)] == ["success"] * 3
-    run_ids = result.xcom("design_voice.wait_for_voice")
+    for task in ("design", "download_previews"):
+        assert [result.task_states[f"voice.{task}[{i}]"] for i in range(3)] == ["success"] * 3
+    camb_task_ids = result.xcom("voice.design", "task_id")
+    assert len(set(camb_task_ids)) == 3
+    logs = logged(capfd)
+    for camb_task_id in camb_task_ids:  # each design waited in the triggerer
+        assert_deferred(logs, camb_task_id)
+    run_ids = result.xcom("voice.design")
     assert len(set(run_ids)) == 3
-    downloads = result.xcom("design_voice.download_previews")
+    downloads = result.xcom("voice.download_previews")
     assert [len(files) for files in downloads] == [2, 2, 2]
     for index, files in enumerate(downloads):
         for item in files:
@@ -184,14 +158,19 @@ def test_each_example_explains_its_connection(path: Path) -> None:
 
 
 def test_design_keep_speak_speaks_with_the_voice_it_kept(run_dag, camb_connection, tmp_path, capfd):
+    pending_after_first_check(camb_connection, 0.5)  # so design_voice and speak find their task PENDING
     result = run_dag.run(
         example_source(DESIGN_KEEP_SPEAK, "example_design_keep_speak"),
-        run_conf={"destination": str(tmp_path), "choose": "first"},  # unattended: nobody is asked
+        run_conf={"destination": tmp_path.as_uri(), "choose": "first"},  # unattended: nobody is asked
     )
 
     assert result.state == "success"
     assert set(result.task_states.values()) == {"success"}
     assert ("choose_voice" in result.task_states) == CAN_CHOOSE_BY_EAR
+    output = logged(capfd)
+    for task in ("design_voice", "speak"):  # both wait in the triggerer (the DAG's default_args)
+        assert_deferred(output, result.xcom(task, "task_id"))
+    assert len(camb_connection.requests("create", kind="text-to-voice")) == 1  # also when resumed
     voice_id = result.xcom("keep_voice")
     (kept,) = camb_connection.requests("custom_voice")
     assert kept.json["file_sha256"] == result.xcom("download_previews")[0]["sha256"]
@@ -201,28 +180,8 @@ def test_design_keep_speak_speaks_with_the_voice_it_kept(run_dag, camb_connectio
     speech = result.xcom("save_speech")
     assert local(speech["path"]) == tmp_path / f"camb_speech_run_{result.xcom('speak')}.wav"
     assert_real_preview(speech, tmp_path)
-    output = capfd.readouterr()
     for link in camb_connection.requests("preview"):
-        assert link.query["token"] not in output.out + output.err
-
-
-def test_the_batch_speech_example_maps_one_speech_per_text(run_dag, camb_connection, tmp_path):
-    result = run_dag.run(
-        example_source(BATCH_SPEECH, "example_batch_speech"),
-        run_conf={"destination": str(tmp_path), "texts": ["One.", "Two.", "Three."], "voice_id": 7},
-    )
-
-    assert result.state == "success"
-    for task in ("speak", "save_speech"):
-        assert [result.task_states[f"say.{task}[{i}]"] for i in range(3)] == ["success"] * 3
-    sent = camb_connection.requests("create", kind="tts")
-    assert sorted(r.json["text"] for r in sent) == ["One.", "Three.", "Two."]
-    assert {r.json["voice_id"] for r in sent} == {7}
-    saved = result.xcom("say.save_speech")
-    assert len({item["path"] for item in saved}) == 3
-    for item in saved:
-        assert_real_preview(item, tmp_path / "speech")
-    assert sorted(result.xcom("list_speech")) == sorted(item["path"] for item in saved)
+        assert link.query["token"] not in output
 
 
 def test_the_audiobook_example_speaks_every_line_of_its_file_and_writes_the_manifest(

@@ -1,7 +1,8 @@
 """TextToVoiceOperator over real HTTP to the stand-in: input checks, the create, waiting, and whole DAG runs.
 
-Input and error checks call ``operator.execute()`` directly with a minimal context (fast); the flows
-(create -> download -> keep), deferral and Airflow's retry handling run real DAGs with ``dag.test()``.
+Input and error checks call ``operator.execute()`` directly with a minimal context (fast); deferral and
+Airflow's retry handling run real DAGs with ``dag.test()``, and the whole flow (design -> download -> keep
+-> speak) runs the example DAG users copy, ``example_camb_design_keep_speak``, waiting on the worker.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from airflow_provider_camb.exceptions import (
     CambWaitTimeoutError,
 )
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.kinds import TEXT_TO_VOICE
 from airflow_provider_camb.operators.text_to_voice import TextToVoiceOperator, TextToVoiceResultOperator
 from tests.airflow_harness import HAS_TASK_STATE_STORE
 from tests.shared import (
     DESCRIPTION,
+    EXAMPLES,
     FIRST_VOICE_ID,
     TEXT,
     assert_deferred,
     context,
+    example_source,
     ids,
     logged,
     pending_after_first_check,
@@ -206,66 +210,30 @@ def test_a_404_moments_after_the_create_is_read_again(camb_connection):
     assert [r.status for r in camb_connection.requests("status")][:3] == [404, 404, 200]
 
 
-# --- real DAG runs ------------------------------------------------------------------------------
+# --- the whole flow, in the example DAG users copy -------------------------------------------------
 
-FLOW_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_camb.operators.text_to_voice import (
-    CambCreateCustomVoiceOperator,
-    TextToVoiceOperator,
-    TextToVoiceResultOperator,
-)
-
-with DAG(
-    "{dag_id}",
-    start_date=pendulum.datetime(2024, 1, 1),
-    schedule=None,
-    params={{"text": {text!r}, "description": {description!r}, "destination": {destination!r}, "gender": 2}},
-) as dag:
-    create = TextToVoiceOperator(
-        task_id="create",
-        text="{{{{ params.text }}}}",
-        voice_description="{{{{ params.description }}}}",
-        wait_for_completion=True,
-        poll_interval=0.3,
-        {options}
-    )
-    download = TextToVoiceResultOperator(
-        task_id="download", run_id=create.output, destination="{{{{ params.destination }}}}"
-    )
-    CambCreateCustomVoiceOperator(
-        task_id="keep",
-        preview=1,
-        previews=download.output,
-        run_id=create.output,
-        voice_name="Narrator",
-        gender="{{{{ params.gender }}}}",
-    )
-"""
+DESIGN_KEEP_SPEAK = EXAMPLES / "example_camb_design_keep_speak.py"
 
 
-def run_flow(run_dag, destination: str, options: str, text: str = TEXT):
-    source = FLOW_DAG.format(
-        dag_id=f"operators_flow_{next(ids)}",
-        text=text,
-        description=DESCRIPTION,
-        destination=destination,
-        options=options,
-    )
-    return run_dag.run(source)
+def run_design_keep_speak(run_dag, destination: str, *, deferrable: bool = True):
+    """example_camb_design_keep_speak (design, download, keep, speak), unattended, its waits deferred or not."""
+    source = example_source(DESIGN_KEEP_SPEAK, f"design_keep_speak_{next(ids)}")
+    if not deferrable:  # the example's default_args wait in the triggerer
+        source = source.replace('"deferrable": True', '"deferrable": False')
+        assert '"deferrable": False' in source
+    return run_dag.run(source, run_conf={"destination": destination, "choose": "first"})
 
 
-def check_flow_outcome(result, standin) -> None:
-    """Every task succeeded, the run id went everywhere, the files are real, the kept voice is the chosen file."""
-    assert result.task_states == {"create": "success", "download": "success", "keep": "success"}
-    run_id = result.xcom("create")
-    camb_task_id = result.xcom("create", "task_id")
-    assert run_id == run_id_of(camb_task_id)
-    assert result.xcom("create", "run_id") == run_id
-    assert {r.path_id for r in standin.requests("status")} == {camb_task_id}
-    assert standin.request_count("create") == 1  # also when resumed after deferral
-    saved = result.xcom("download")
+def check_flow_outcome(result, standin) -> str:
+    """Every task succeeded, the run id went everywhere, the files are real, the kept voice is the first
+    preview; returns the designed voice's CAMB task id."""
+    assert set(result.task_states.values()) == {"success"}
+    run_id = result.xcom("design_voice")
+    camb_task_id = result.xcom("design_voice", "task_id")
+    assert run_id == run_id_of(camb_task_id) == result.xcom("design_voice", "run_id")
+    assert {r.path_id for r in standin.requests("status", kind=TEXT_TO_VOICE.name)} == {camb_task_id}
+    assert len(standin.requests("create", kind=TEXT_TO_VOICE.name)) == 1
+    saved = result.xcom("download_previews")
     assert [Path(ObjectStoragePath(e["path"]).path).name for e in saved] == [
         f"camb_run_{run_id}_preview_{i}.wav" for i in range(2)
     ]
@@ -273,38 +241,31 @@ def check_flow_outcome(result, standin) -> None:
         path = Path(ObjectStoragePath(entry["path"]).path)
         assert sha256_of(path) == entry["sha256"]
         assert wav_seconds(path) == pytest.approx(1.0, abs=0.01)
-    assert result.xcom("keep") == FIRST_VOICE_ID
+    assert result.xcom("keep_voice") == FIRST_VOICE_ID
     (sent,) = standin.requests("custom_voice")
-    assert sent.json["file_sha256"] == saved[1]["sha256"]
-    assert sent.json["gender"] == "2"
+    assert sent.json["file_sha256"] == saved[0]["sha256"]
     assert sent.query == {"run_id": str(run_id)}
+    return camb_task_id
 
 
 def test_the_whole_flow_waiting_in_the_worker(run_dag, camb_connection, tmp_path, capfd):
     pending_after_first_check(camb_connection)  # the first check sees PENDING: the worker really waits
-    result = run_flow(run_dag, str(tmp_path / "voices"), "deferrable=False,")
-    check_flow_outcome(result, camb_connection)
-    assert camb_connection.request_count("status") >= 2  # PENDING first
+    result = run_design_keep_speak(run_dag, str(tmp_path / "voices"), deferrable=False)
+    assert len(camb_connection.requests("status", kind=TEXT_TO_VOICE.name)) >= 2  # PENDING first
+    camb_task_id = check_flow_outcome(result, camb_connection)
     logs = logged(capfd)
-    assert not waited_in_the_triggerer(logs, result.xcom("create", "task_id"))  # it never deferred
+    assert not waited_in_the_triggerer(logs, camb_task_id)  # it never deferred
     for request in camb_connection.requests("preview"):
         assert request.query["token"] not in logs
     assert camb_connection.api_key not in logs
 
 
-def test_the_whole_flow_deferring_to_the_triggerer(run_dag, camb_connection, tmp_path, capfd):
-    pending_after_first_check(camb_connection)
-    result = run_flow(run_dag, (tmp_path / "voices").as_uri(), "deferrable=True,")
-    check_flow_outcome(result, camb_connection)
-    assert_deferred(logged(capfd), result.xcom("create", "task_id"))
-
-
 def test_a_task_already_done_is_not_deferred(run_dag, camb_connection, tmp_path, capfd):
     camb_connection.configure(pending_seconds=-1)  # terminal as soon as it is created
-    result = run_flow(run_dag, str(tmp_path), "deferrable=True,")
-    assert camb_connection.request_count("status") == 1  # the one check; no trigger ran
-    assert not waited_in_the_triggerer(logged(capfd), result.xcom("create", "task_id"))
-    check_flow_outcome(result, camb_connection)
+    result = run_design_keep_speak(run_dag, str(tmp_path))
+    assert len(camb_connection.requests("status", kind=TEXT_TO_VOICE.name)) == 1  # the one check; no trigger ran
+    camb_task_id = check_flow_outcome(result, camb_connection)
+    assert not waited_in_the_triggerer(logged(capfd), camb_task_id)
 
 
 CREATE_DAG = """
