@@ -80,7 +80,7 @@ with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
         max_in_flight=1000,
         poll_interval={poll},
         deferrable=True,
-        timeout=7200,
+        timeout=7200,{batch_arguments}
     )
 """
 )
@@ -118,12 +118,17 @@ class _PeakRss:
         return self.peak
 
 
-def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
+def run_design(airflow: Any, design: str, n: int, resume_margin: float | None = None) -> dict[str, Any]:
     dag_id = f"bench_batch_{design}_{n}"
     destination = TMP / "batch" / f"{dag_id}_{time.strftime('%Y%m%dT%H%M%S')}"  # fresh: a manifest there would resume
     source = (_MAPPED if design == "a" else _BATCH).format(
-        dag_id=dag_id, n=n, poll=POLL_INTERVAL, destination=str(destination)
+        dag_id=dag_id,
+        n=n,
+        poll=POLL_INTERVAL,
+        destination=str(destination),
+        batch_arguments="" if resume_margin is None else f"\n        resume_margin={resume_margin},",
     )
+    what = DESIGNS[design] if resume_margin is None else f"{DESIGNS[design]}, resume_margin {resume_margin:g} s"
     airflow.add_dag(f"{dag_id}.py", source)
     airflow.wait_for_dag(dag_id, timeout=600)
     time.sleep(5)  # let parsing of the new file settle
@@ -162,7 +167,7 @@ def run_design(airflow: Any, design: str, n: int) -> dict[str, Any]:
         result = airflow.xcom(dag_id, run_id, "speak")
         failed_items = result["failed"] + result["skipped"]
     return {
-        **design_run(design, DESIGNS[design], n, state, (start, end), idle, load_before, digits=4),
+        **design_run(design, what, n, state, (start, end), idle, load_before, digits=4),
         "floor_s": rounded(floor_seconds(n), 1),
         "wall_vs_floor": rounded(wall / floor_seconds(n), 2),
         "task_instances": len(states),
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--designs", nargs="+", choices=sorted(DESIGNS), default=sorted(DESIGNS))
     parser.add_argument("--batch-only-sizes", type=int, nargs="*", default=[], help="more N for (b) alone")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--resume-margin", type=float, help="(b)'s resume_margin (default: the operator's, 30 s)")
     args = parser.parse_args(argv)
 
     from tests.deployment import AirflowDeployment
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         airflow.standin.client.rate_limit(RATE_LIMIT)
         for n, design in plan:
             print(f"[{time.strftime('%H:%M:%S')}] design ({design}) N={n}", file=sys.stderr, flush=True)
-            runs.append(run_design(airflow, design, n))
+            runs.append(run_design(airflow, design, n, args.resume_margin))
             print(report(runs[-1:]), file=sys.stderr, flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
             write_json(
