@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_camb import _manifest
 from airflow_provider_camb.triggers.camb_batch import CambBatchTrigger
 from tests.airflow_harness import AIRFLOW_3, asset_events
-from tests.shared import ids, sha256_of
+from tests.shared import ids, logged, sha256_of
 
 BATCH_DAG = """
 from datetime import timedelta
@@ -56,13 +56,25 @@ def assert_whole(folder: Path, entries) -> None:
             assert sha256_of(path) == file["sha256"]
 
 
-@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "on the worker"])
+DEFERS = "Deferring: the triggerer waits for the"
+
+
+@pytest.mark.parametrize(
+    ("waiting", "defers"),
+    [
+        ({"deferrable": True, "resume_margin": 0}, True),
+        ({"deferrable": True}, False),  # its tasks end within resume_margin (30 s): no deferral, no resume
+        ({"deferrable": False}, False),
+    ],
+    ids=["deferred", "deferrable, done within resume_margin", "on the worker"],
+)
 def test_a_speech_batch_creates_each_item_once_and_writes_its_files_and_the_manifest(
-    run_dag, camb, tmp_path, deferrable
+    run_dag, camb, tmp_path, capfd, waiting, defers
 ):
     items = lines(30)
-    result = run_batch(run_dag, tmp_path, items=items, voice_id=5, language=1, max_in_flight=12, deferrable=deferrable)
+    result = run_batch(run_dag, tmp_path, items=items, voice_id=5, language=1, max_in_flight=12, **waiting)
     assert result.task_states == {"batch": "success"}
+    assert (DEFERS in logged(capfd)) is defers
     manifest = str(tmp_path / "camb_batch_batch.manifest.jsonl")
     assert result.xcom("batch") == {"manifest": manifest, "succeeded": 30, "failed": 0, "skipped": 0}
     assert len(camb.requests("create")) == 30 and set(creates_by_key(camb).values()) == {1}
@@ -295,3 +307,13 @@ def test_an_item_whose_create_got_no_reply_is_never_sent_again_and_the_rest_fini
     assert lost.status == "failed" and lost.uncertain and lost.camb_task_id is None
     assert any(words in str(lost.error) for words in ("may have created", "cannot know"))  # 3.3+; before 3.3
     assert {entries[f"line-{i:03d}"].status for i in (0, 1, 3, 4)} == {"succeeded"}
+
+
+def test_a_deferrable_batch_defers_what_is_still_pending_once_resume_margin_passed_on_the_worker(
+    run_dag, camb, tmp_path, capfd
+):
+    camb.configure(pending_seconds=3)  # longer than the 1 s it waits on the worker first
+    result = run_batch(run_dag, tmp_path, items=lines(3), voice_id=5, language=1, deferrable=True, resume_margin=1)
+    assert result.task_states == {"batch": "success"}
+    assert result.xcom("batch")["succeeded"] == 3 and set(creates_by_key(camb).values()) == {1}
+    assert "Deferring: the triggerer waits for the 3 pending CAMB tasks." in logged(capfd)

@@ -51,6 +51,7 @@ with DAG("{DAG_ID}", start_date=pendulum.datetime(2024, 1, 1), schedule=None) as
         max_in_flight={ITEMS},
         poll_interval=3,
         deferrable=True,
+        resume_margin=10,  # waits 10 s on the worker first; its tasks take 30 s, so the retry defers
         timeout=1200,
         retries=1,
         retry_delay=timedelta(seconds=1),

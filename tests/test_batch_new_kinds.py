@@ -47,7 +47,7 @@ def test_a_translation_batch_creates_each_item_once_and_saves_each_translation_w
     items = catalogue(12)
     result = run_batch(
         run_dag, out, operator=TRANSLATION, items=items, source_language="en-us", target_language="fr-fr",
-        formality=2, max_in_flight=5, deferrable=deferrable,
+        formality=2, max_in_flight=5, deferrable=deferrable, resume_margin=0,
     )  # fmt: skip
     assert result.task_states == {"batch": "success"}
     assert result.xcom("batch") == {

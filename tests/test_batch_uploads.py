@@ -52,7 +52,9 @@ def test_an_audio_separation_batch_uploads_each_file_once_and_saves_both_stems_w
     files = media_files(tmp_path / "media", 5)
     items = [{"key": f"song-{i}", "media_file": str(path)} for i, path in enumerate(files.values())]
     out = tmp_path / "out"
-    result = run_batch(run_dag, out, operator=SEPARATION, items=items, max_in_flight=2, deferrable=deferrable)
+    result = run_batch(
+        run_dag, out, operator=SEPARATION, items=items, max_in_flight=2, deferrable=deferrable, resume_margin=0
+    )  # 0: a deferrable batch defers at once
     assert result.task_states == {"batch": "success"}
     manifest = str(out / "camb_batch_batch.manifest.jsonl")
     assert result.xcom("batch") == {"manifest": manifest, "succeeded": 5, "failed": 0, "skipped": 0}

@@ -11,8 +11,11 @@ The steps, repeated until no item is pending:
    files concurrently (``max_concurrent_downloads``), each written whole (``_storage.write_atomically``);
 2. **create** CAMB tasks for new items, one request at a time, paced through the key's rate limiter,
    until ``max_in_flight`` are pending; a PAYMENT_REQUIRED stops new creates (those in flight go on);
-3. **wait** for the pending ones in one ``CambBatchTrigger`` (``deferrable``) or on the worker with the
-   same coroutine, until all are done, enough are done to free slots, or the deadline.
+3. **wait** for the pending ones, until all are done, enough are done to free slots, or the deadline:
+   with the same coroutine on the worker (``deferrable=False``) or in one ``CambBatchTrigger``. A
+   deferrable batch first waits up to ``resume_margin`` on the worker and defers only what is still
+   pending then: deferred, a shorter wait would hold its event that long anyway (apache/airflow#72716)
+   and cost a worker start to resume.
 
 Never paying twice: before each block of creates the manifest marks its items ``creating``; each create
 is kept in the task state store (``_task_memory``, Airflow 3.3+) from before it is sent until its id is
@@ -99,7 +102,8 @@ class CambBatchOperator(CambCreatingOperator):
     :param timeout: Longest wait of one try, in seconds or a ``timedelta`` (default 24 hours).
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``); else on the worker.
     :param resume_margin: Deferred, each wait resumes the task no sooner than this many seconds after it
-        deferred (apache/airflow#72716; default 30 s).
+        deferred (apache/airflow#72716; default 30 s); a deferrable batch first waits that long on the
+        worker, and defers only if its tasks are not done (or enough to refill the slots) by then.
     :param max_failures: Items that may fail while the task still succeeds (default 0).
     :param recreate_failed: On a new try, give items that ended in ERROR, TIMEOUT or PAYMENT_REQUIRED a new
         CAMB task (default True); False keeps them failed.
@@ -224,26 +228,48 @@ class CambBatchOperator(CambCreatingOperator):
             self._download(run)
             if not run.creates_stopped and time.time() < run.deadline:
                 self._create(context, run)
-            pending = run.having(PENDING)
-            if not pending:
+            if not run.having(PENDING):
                 return self._finish(context, run)
-            more = bool(run.having(NEW)) and not run.creates_stopped
-            trigger = CambBatchTrigger(
-                kind=self.kind.name,
-                camb_task_ids=[str(entry.camb_task_id) for entry in pending],
-                camb_conn_id=self.camb_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=run.deadline,
-                enough=max(1, self.max_in_flight // 4) if more else 0,
-                total=len(run.items),
-                done=len(run.having(SUCCEEDED, FAILED, SKIPPED)),
-                creates_stopped=run.creates_stopped,
-                deferred_at=time.time(),
-                resume_margin=self.resume_margin,
-            )
+            if self.deferrable and self._ended_here_first(run):
+                continue
+            trigger = self._wait_for_pending(run)
             if self.deferrable:
+                self.log.info(
+                    "Deferring: the triggerer waits for the %d pending CAMB tasks.", len(trigger.camb_task_ids)
+                )
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)
             apply_outcomes(run, asyncio.run(wait_for_batch(trigger, self.log)))
+
+    def _wait_for_pending(self, run: BatchRun) -> CambBatchTrigger:
+        """The wait, from now, for every pending item: until all, or enough to refill the slots, are done."""
+        more = bool(run.having(NEW)) and not run.creates_stopped
+        return CambBatchTrigger(
+            kind=self.kind.name,
+            camb_task_ids=[str(entry.camb_task_id) for entry in run.having(PENDING)],
+            camb_conn_id=self.camb_conn_id,
+            poll_interval=self.poll_interval,
+            deadline=run.deadline,
+            enough=max(1, self.max_in_flight // 4) if more else 0,
+            total=len(run.items),
+            done=len(run.having(SUCCEEDED, FAILED, SKIPPED)),
+            creates_stopped=run.creates_stopped,
+            deferred_at=time.time(),
+            resume_margin=self.resume_margin,
+        )
+
+    def _ended_here_first(self, run: BatchRun) -> bool:
+        """Before deferring, wait up to ``resume_margin`` on the worker: deferred, a wait that ends sooner would
+        hold its event that long anyway (apache/airflow#72716) and cost a worker start to resume.
+
+        True when the wait fired here (all, or enough to refill the slots, are done: go on without deferring);
+        False when ``resume_margin`` passed first: what is still pending is then deferred.
+        """
+        if self.resume_margin <= 0:
+            return False
+        wait = self._wait_for_pending(run)
+        finished = asyncio.run(wait_for_batch(wait, self.log, until=time.time() + self.resume_margin))
+        apply_outcomes(run, finished)
+        return len(finished) >= wait.fires_after
 
     # --- a new try: what the manifest and the store say ------------------------------------
 

@@ -89,6 +89,12 @@ class CambBatchTrigger(CambTrigger):
         self.deferred_at = deferred_at
         self.resume_margin = resume_margin
 
+    @property
+    def fires_after(self) -> int:
+        """How many finished tasks make it fire: ``enough``, or every task."""
+        total = len(self.camb_task_ids)
+        return self.enough if 0 < self.enough < total else total
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         finished = await wait_for_batch(self, self.log)
         yield TriggerEvent(  # type: ignore[no-untyped-call]
@@ -117,19 +123,20 @@ class _Quiet:
         return self._log.error(msg, *args)
 
 
-async def wait_for_batch(batch: CambBatchTrigger, log: Log) -> list[WaitEvent]:
+async def wait_for_batch(batch: CambBatchTrigger, log: Log, *, until: float | None = None) -> list[WaitEvent]:
     """Poll every task of ``batch`` until it fires (see ``CambBatchTrigger``); return the outcomes that came.
 
-    The same coroutine serves the triggerer and a batch that waits on its worker (``deferrable=False``,
-    where nothing deferred, so nothing holds).
+    The same coroutine serves the triggerer and a batch that waits on its worker (``deferrable=False``, or
+    a deferrable batch's first look before it defers), where nothing deferred, so nothing holds. ``until``
+    (epoch seconds): return then with what finished so far; the rest stay pending, not at their deadline.
     """
     hold = trigger_hold(batch, started=time.time())
     started = time.monotonic()
     kind = kind_of(batch.kind)  # a name read from the trigger row: resolved here, once
     deadline = math.inf if batch.deadline is None else batch.deadline
-    total = len(batch.camb_task_ids)
-    enough = batch.enough if 0 < batch.enough < total else total
+    total, enough = len(batch.camb_task_ids), batch.fires_after
     hold_until = started + hold
+    stop = math.inf if until is None else started + (until - time.time())
     arrived: asyncio.Queue[WaitEvent] = asyncio.Queue()
 
     async def collect() -> None:
@@ -148,8 +155,12 @@ async def wait_for_batch(batch: CambBatchTrigger, log: Log) -> list[WaitEvent]:
     finished: list[WaitEvent] = []
     next_report = started + PROGRESS_EVERY
     try:
-        while len(finished) < total and not (len(finished) >= enough and time.monotonic() >= hold_until):
-            wake = next_report if len(finished) < enough else min(next_report, hold_until)
+        while (
+            len(finished) < total
+            and not (len(finished) >= enough and time.monotonic() >= hold_until)
+            and time.monotonic() < stop
+        ):
+            wake = min(next_report if len(finished) < enough else min(next_report, hold_until), stop)
             with suppress(TimeoutError):
                 finished.append(await asyncio.wait_for(arrived.get(), max(0.0, wake - time.monotonic())))
             if time.monotonic() >= next_report:
