@@ -59,7 +59,7 @@ def camb_connection(camb_standin: CambStandIn, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-def camb(camb_connection: CambStandIn, monkeypatch: pytest.MonkeyPatch) -> CambStandIn:
+def camb(camb_connection: CambStandIn) -> CambStandIn:
     """The stand-in for batches (``tests/test_batch*.py``): ``camb_connection``, its tasks pending 0.3 s."""
     camb_connection.configure(pending_seconds=0.3)
     return camb_connection

@@ -160,7 +160,7 @@ async def wait_for_batch(batch: CambBatchTrigger, log: Log, *, until: float | No
             and not (len(finished) >= enough and time.monotonic() >= hold_until)
             and time.monotonic() < stop
         ):
-            wake = min(next_report if len(finished) < enough else min(next_report, hold_until), stop)
+            wake = min(next_report, stop, hold_until if len(finished) >= enough else math.inf)
             with suppress(TimeoutError):
                 finished.append(await asyncio.wait_for(arrived.get(), max(0.0, wake - time.monotonic())))
             if time.monotonic() >= next_report:
